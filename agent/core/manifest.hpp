@@ -1,0 +1,122 @@
+// Owns: the parsed service manifest (what the agent registers, discovers and mirrors) and its parser.
+// Thread: pure; called from any thread, touches no global state except reading the environment it is given.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace sidecar::core {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value came from, for error messages: "manifest.yaml:12:7: services[0].port: ...".
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+};
+
+struct ManifestError {
+  SourceLocation where;
+  std::string field;    // dotted path, e.g. "services[1].id"
+  std::string message;  // e.g. "unknown key 'prot' (did you mean 'port'?)"
+  // "<file>:<line>:<col>: <field>: <message>"
+  std::string to_string() const;
+};
+
+enum class ValueFormat { kSidecarJson, kEtcdEndpoints };
+
+struct ServiceSpec {
+  std::string name;                           // required, [A-Za-z0-9._-]+
+  std::string id;                             // required after ${} expansion, same charset
+  std::string address = "127.0.0.1";          // default 127.0.0.1
+  int port = 0;                               // required, 1..65535
+  std::map<std::string, std::string> metadata;  // scalar values only, stringified
+  ValueFormat value_format = ValueFormat::kSidecarJson;
+  SourceLocation where;                       // the list item, for runtime log lines
+};
+
+enum class OutputFormat { kJson, kLines, kTemplate };
+
+struct DiscoverSpec {
+  std::string service;                        // required, same charset as ServiceSpec::name
+  std::string output;                         // required, absolute or relative file path
+  OutputFormat format = OutputFormat::kJson;
+  std::string template_path;                  // required iff format == kTemplate
+  unsigned mode = 0644;                       // "0644" (octal string) or integer
+  bool include_self = true;
+  int min_instances = 0;                      // never write a smaller set
+  Duration wait_min{0};                       // quiescence window
+  Duration wait_max{1000};                    // upper bound on coalescing delay; wait_min <= wait_max
+  std::string check_command;                  // optional; {{staged}} replaced by the staged path
+  std::string on_change;                      // optional; run after each new file
+  Duration command_timeout{30000};            // for check_command and on_change
+  SourceLocation where;
+};
+
+struct ConfigSpec {
+  std::string key;                            // exactly one of key / prefix
+  std::string prefix;                         // must end with '/'
+  std::string output;                         // required
+  std::string format = "json";                // prefix only: "json" (object) or "dir" (one file per key)
+  std::optional<std::string> default_value;   // `default:` for a missing key
+  unsigned mode = 0644;
+  std::string on_change;
+  Duration command_timeout{30000};
+  SourceLocation where;
+};
+
+struct EtcdSpec {
+  std::vector<std::string> endpoints{"http://127.0.0.1:2379"};  // http:// or https://, host:port
+  std::string prefix = "/services";            // no trailing slash after normalisation
+  Duration dial_timeout{2000};                 // `dial_timeout:`
+  Duration request_timeout{1000};              // `request_timeout:` deadline of every unary call
+};
+
+struct Manifest {
+  std::string source;                          // file name the manifest was read from
+  EtcdSpec etcd;
+  Duration lease_ttl{10000};                   // `lease: {ttl: 10s}`; >= 1s (etcd has second granularity), <= 1h
+  std::vector<ServiceSpec> services;
+  std::vector<DiscoverSpec> discover;
+  std::vector<ConfigSpec> config;
+
+  // Key of a service: "<etcd.prefix>/<name>/<id>".
+  std::string key_of(const ServiceSpec& s) const { return etcd.prefix + "/" + s.name + "/" + s.id; }
+};
+
+// Looks an environment variable up; returns nullopt when unset. Injected so tests control the environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+struct ParseResult {
+  std::optional<Manifest> manifest;   // set iff errors is empty
+  std::vector<ManifestError> errors;  // every error found, in document order (not just the first)
+  std::vector<std::string> warnings;  // non-fatal, already formatted "<file>:<line>:<col>: ..."
+  bool ok() const { return manifest.has_value(); }
+};
+
+// Parses manifest text. `source_name` is used in messages only.
+ParseResult parse_manifest(std::string_view text, std::string_view source_name, const EnvLookup& env);
+// Reads and parses a file; an unreadable file is a single error naming it.
+ParseResult load_manifest(const std::string& path, const EnvLookup& env);
+
+// "10s", "250ms", "1m", "1.5s" -> Duration. nullopt for anything else (negative, no unit, unknown unit).
+std::optional<Duration> parse_duration(std::string_view text);
+
+// Expands ${VAR} and ${VAR:-default}. "$$" is a literal '$'. Error text on an unterminated "${".
+struct Expansion {
+  std::string value;
+  std::optional<std::string> error;
+  std::vector<std::string> unset;  // variables referenced as ${VAR} (no default) that were not set, in order
+};
+Expansion expand_env(std::string_view text, const EnvLookup& env);
+
+}  // namespace sidecar::core

@@ -1,0 +1,341 @@
+#include "agent/core/registration.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+
+namespace sidecar::core {
+namespace {
+
+constexpr size_t kRememberedLeases = 8;
+
+std::string fmt_seconds(std::chrono::seconds s) { return std::to_string(s.count()) + "s"; }
+
+}  // namespace
+
+std::string lease_to_hex(int64_t lease) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(lease));
+  return buf;
+}
+
+const char* to_string(Registration::KeyState state) {
+  switch (state) {
+    case Registration::KeyState::kPending: return "pending";
+    case Registration::KeyState::kWriting: return "writing";
+    case Registration::KeyState::kRegistered: return "registered";
+    case Registration::KeyState::kConflict: return "conflict";
+  }
+  return "unknown";
+}
+
+Registration::Registration(std::vector<DesiredKey> keys, RegistrationOptions options)
+    : options_(options), grant_backoff_(options.grant_backoff) {
+  keys_.reserve(keys.size());
+  for (auto& k : keys) {
+    Key& key = keys_.emplace_back();
+    key.desired = std::move(k);
+    key.write_backoff = Backoff(options.write_backoff);
+    key.conflict_backoff = Backoff(options.conflict_backoff);
+  }
+}
+
+std::string Registration::lease_hex() const { return lease_to_hex(lease_); }
+
+Actions Registration::start(TimePoint) {
+  Actions out;
+  lease_state_ = LeaseState::kGranting;
+  out.grant_lease = true;
+  return out;
+}
+
+Actions Registration::on_lease_granted(int64_t lease, std::chrono::seconds granted_ttl, TimePoint sent_at,
+                                       TimePoint now) {
+  Actions out;
+  if (lease_state_ != LeaseState::kGranting) return out;  // a grant we no longer wait for
+  lease_state_ = LeaseState::kAlive;
+  lease_ = lease;
+  granted_ttl_ = granted_ttl;
+  lease_deadline_ = sent_at + granted_ttl;
+  next_keepalive_ = sent_at + keepalive_interval();
+  grant_retry_at_.reset();
+  grant_backoff_.reset();
+  ++leases_granted_;
+  out.notes.push_back({LogNote::Level::kInfo, "lease " + lease_hex() + " granted, ttl " + fmt_seconds(granted_ttl)});
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    // Keys from an older lease of ours may still be there: the first Txn finds them and moves them over.
+    schedule_write(i, 0, out);
+  }
+  check_ready(out);  // an agent with nothing to register is ready once it holds its lease
+  (void)now;
+  return out;
+}
+
+Actions Registration::on_lease_grant_failed(const std::string& error, TimePoint now, double random01) {
+  Actions out;
+  if (lease_state_ != LeaseState::kGranting) return out;
+  lease_state_ = LeaseState::kNone;
+  const bool first_failure = grant_backoff_.attempts() == 0;
+  grant_retry_at_ = now + grant_backoff_.next(random01);
+  if (first_failure) {
+    out.notes.push_back({LogNote::Level::kWarn, "cannot grant lease: " + error + "; retrying with backoff"});
+  }
+  return out;
+}
+
+Actions Registration::on_keepalive_ack(int64_t lease, int64_t ttl_seconds, TimePoint sent_at, TimePoint now) {
+  Actions out;
+  if (lease_state_ != LeaseState::kAlive || lease != lease_) return out;
+  if (ttl_seconds <= 0) {
+    lose_lease("keepalive answered TTL " + std::to_string(ttl_seconds) + " (expired or revoked)", now, out);
+    return out;
+  }
+  lease_deadline_ = std::max(lease_deadline_, sent_at + std::chrono::seconds(ttl_seconds));
+  return out;
+}
+
+void Registration::lose_lease(const std::string& reason, TimePoint, Actions& out) {
+  ++leases_lost_;
+  out.notes.push_back({LogNote::Level::kWarn, "lease " + lease_hex() + " lost: " + reason + "; granting a new one and rewriting " +
+                                                  std::to_string(keys_.size()) + " key(s)"});
+  old_leases_.push_front(lease_);
+  if (old_leases_.size() > kRememberedLeases) old_leases_.pop_back();
+  // If etcd still holds it (we only lost contact), revoking frees its keys rather than leaving them to expire.
+  out.revoke_stale = lease_;
+  lease_ = 0;
+  lease_state_ = LeaseState::kGranting;
+  out.grant_lease = true;
+  for (auto& key : keys_) {
+    if (key.state == KeyState::kRegistered && key.restore_reason.empty()) key.restore_reason = "lease lost";
+    key.state = KeyState::kPending;
+    key.retry_at.reset();
+    key.deferred.reset();
+    ++key.attempt;  // answers to writes on the old lease no longer matter
+  }
+}
+
+void Registration::schedule_write(size_t index, int64_t expect_mod_revision, Actions& out) {
+  Key& key = keys_[index];
+  assert(lease_state_ == LeaseState::kAlive);
+  key.state = KeyState::kWriting;
+  key.retry_at.reset();
+  key.deferred.reset();
+  ++key.attempt;
+  out.writes.push_back({.index = index, .lease = lease_, .expect_mod_revision = expect_mod_revision,
+                        .attempt = key.attempt});
+}
+
+void Registration::mark_registered(size_t index, Actions& out) {
+  Key& key = keys_[index];
+  key.state = KeyState::kRegistered;
+  key.retry_at.reset();
+  key.write_backoff.reset();
+  key.conflict_backoff.reset();
+  const std::string what = key.desired.key + " lease " + lease_hex();
+  if (key.conflict_lease != 0) {
+    out.notes.push_back({LogNote::Level::kInfo, "conflict resolved: registered " + what +
+                                                    " (lease " + lease_to_hex(key.conflict_lease) + " is gone)"});
+    key.conflict_lease = 0;
+  } else if (!key.ever_registered) {
+    out.notes.push_back({LogNote::Level::kInfo, "registered " + what});
+  } else if (!key.restore_reason.empty()) {
+    out.notes.push_back({LogNote::Level::kInfo, "restored " + what + " (" + key.restore_reason + ")"});
+  }
+  key.restore_reason.clear();
+  key.ever_registered = true;
+  check_ready(out);
+}
+
+bool Registration::is_own_lease(int64_t lease) const {
+  return lease == lease_ || std::find(old_leases_.begin(), old_leases_.end(), lease) != old_leases_.end();
+}
+
+void Registration::decide(size_t index, const std::optional<Observed>& current, TimePoint now, double random01,
+                          Actions& out) {
+  Key& key = keys_[index];
+  if (lease_state_ != LeaseState::kAlive) {
+    key.state = KeyState::kPending;  // rewritten when the next lease is granted
+    return;
+  }
+  if (!current) {
+    if (key.state == KeyState::kRegistered) {
+      key.restore_reason = "deleted by another client";
+      ++keys_restored_;
+    }
+    schedule_write(index, 0, out);
+    return;
+  }
+  if (current->lease == lease_ && current->value == key.desired.value) {
+    key.mod_revision = current->mod_revision;
+    mark_registered(index, out);
+    return;
+  }
+  if (current->lease == 0 || is_own_lease(current->lease)) {
+    // Ours, or nobody's: put it back. A key without a lease is a leftover or a manual write, never another agent.
+    if (key.state == KeyState::kRegistered) {
+      key.restore_reason = current->lease == 0 ? "overwritten without a lease by another client"
+                                               : "value changed by another client";
+      ++keys_restored_;
+    }
+    schedule_write(index, current->mod_revision, out);
+    return;
+  }
+  // Held by another live lease: another agent with the same id. Never fight over it.
+  if (key.conflict_lease != current->lease) {
+    out.notes.push_back({LogNote::Level::kWarn, "conflict: " + key.desired.key + " is held by lease " +
+                                                    lease_to_hex(current->lease) +
+                                                    " of another client; not overwriting, retrying until it is gone"});
+    key.conflict_lease = current->lease;
+  }
+  key.state = KeyState::kConflict;
+  key.retry_at = now + key.conflict_backoff.next(random01);
+}
+
+Actions Registration::on_write_result(size_t index, const WriteOutcome& outcome, TimePoint now, double random01) {
+  Actions out;
+  Key& key = keys_[index];
+  if (outcome.attempt != key.attempt || key.state != KeyState::kWriting) return out;
+  switch (outcome.kind) {
+    case WriteOutcome::Kind::kWritten: {
+      key.known_revision = outcome.revision;
+      key.mod_revision = outcome.revision;
+      mark_registered(index, out);
+      break;
+    }
+    case WriteOutcome::Kind::kRejected:
+      key.known_revision = outcome.revision;
+      decide(index, outcome.current, now, random01, out);
+      break;
+    case WriteOutcome::Kind::kLeaseNotFound:
+      lose_lease("put refused: lease not found", now, out);
+      return out;
+    case WriteOutcome::Kind::kFailed: {
+      const bool first_failure = key.write_backoff.attempts() == 0;
+      key.state = KeyState::kPending;
+      key.retry_at = now + key.write_backoff.next(random01);
+      if (first_failure) {
+        out.notes.push_back({LogNote::Level::kWarn, "cannot write " + key.desired.key + ": " + outcome.error +
+                                                        "; retrying with backoff"});
+      }
+      break;
+    }
+  }
+  // An event that raced with our write: apply it if it is newer than what the write told us. A failed write
+  // told us nothing, so the event stands as it was when it arrived (a Range then even if revisions went back).
+  const bool deferred_is_news =
+      outcome.kind == WriteOutcome::Kind::kFailed || key.deferred_revision > key.known_revision;
+  if (key.deferred && key.state != KeyState::kWriting && deferred_is_news) {
+    auto deferred = std::move(*key.deferred);
+    key.deferred.reset();
+    key.known_revision = key.deferred_revision;
+    decide(index, deferred, now, random01, out);
+  }
+  key.deferred.reset();
+  return out;
+}
+
+Actions Registration::on_observed(size_t index, const std::optional<Observed>& current, int64_t revision,
+                                  ObservationSource source, TimePoint now, double random01) {
+  Actions out;
+  Key& key = keys_[index];
+  if (source == ObservationSource::kWatch && revision <= key.known_revision) return out;  // already known
+  if (key.state == KeyState::kWriting) {
+    // Keep the newest: a watch event older than what is already deferred would roll it back.
+    if (source == ObservationSource::kWatch && key.deferred && revision <= key.deferred_revision) return out;
+    key.deferred = current;
+    key.deferred_revision = revision;
+    return out;
+  }
+  key.known_revision = revision;
+  decide(index, current, now, random01, out);
+  return out;
+}
+
+Actions Registration::on_reconnected(TimePoint now) {
+  Actions out;
+  if (lease_state_ == LeaseState::kAlive) {
+    out.keepalive = lease_;
+    next_keepalive_ = now + keepalive_interval();
+  }
+  return out;
+}
+
+Actions Registration::on_tick(TimePoint now, double random01) {
+  Actions out;
+  if (lease_state_ == LeaseState::kAlive && now >= lease_deadline_) {
+    lose_lease("no keepalive answered within the TTL", now, out);
+  }
+  if (lease_state_ == LeaseState::kAlive && now >= next_keepalive_) {
+    out.keepalive = lease_;
+    next_keepalive_ = now + keepalive_interval();
+  }
+  if (lease_state_ == LeaseState::kNone && grant_retry_at_ && now >= *grant_retry_at_) {
+    grant_retry_at_.reset();
+    lease_state_ = LeaseState::kGranting;
+    out.grant_lease = true;
+  }
+  if (lease_state_ == LeaseState::kAlive) {
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      Key& key = keys_[i];
+      if ((key.state == KeyState::kPending || key.state == KeyState::kConflict) && key.retry_at &&
+          now >= *key.retry_at) {
+        // Create-only: a conflicting key is never overwritten, and a failed write re-reads before overwriting.
+        schedule_write(i, 0, out);
+      }
+    }
+  }
+  (void)random01;
+  return out;
+}
+
+std::optional<TimePoint> Registration::next_wakeup() const {
+  std::optional<TimePoint> at;
+  auto consider = [&at](TimePoint t) { if (!at || t < *at) at = t; };
+  if (lease_state_ == LeaseState::kAlive) {
+    consider(lease_deadline_);
+    consider(next_keepalive_);
+    for (const auto& key : keys_) {
+      if (key.retry_at) consider(*key.retry_at);
+    }
+  }
+  if (lease_state_ == LeaseState::kNone && grant_retry_at_) consider(*grant_retry_at_);
+  return at;
+}
+
+Actions Registration::update_values(const std::vector<std::string>& values, TimePoint) {
+  Actions out;
+  assert(values.size() == keys_.size());
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    Key& key = keys_[i];
+    if (key.desired.value == values[i]) continue;
+    key.desired.value = values[i];
+    if (lease_state_ != LeaseState::kAlive) continue;  // written with the next lease
+    if (key.state == KeyState::kRegistered || key.state == KeyState::kWriting) {
+      schedule_write(i, key.state == KeyState::kRegistered ? key.mod_revision : 0, out);
+    }
+  }
+  return out;
+}
+
+std::chrono::milliseconds Registration::keepalive_interval() const {
+  // In milliseconds: whole seconds would make TTL/3 zero for a 2 s lease and spin on keepalives.
+  return std::max(std::chrono::milliseconds(1), std::chrono::milliseconds(granted_ttl_) / 3);
+}
+
+std::optional<TimePoint> Registration::lease_deadline() const {
+  if (lease_state_ != LeaseState::kAlive) return std::nullopt;
+  return lease_deadline_;
+}
+
+bool Registration::all_registered() const {
+  return std::all_of(keys_.begin(), keys_.end(), [](const Key& k) { return k.state == KeyState::kRegistered; });
+}
+
+void Registration::check_ready(Actions& out) {
+  if (!ready_reported_ && all_registered()) {
+    ready_reported_ = true;
+    out.became_ready = true;
+  }
+}
+
+}  // namespace sidecar::core

@@ -1,0 +1,14 @@
+// Owns: the process exit codes (sysexits.h values), so scripts and systemd can tell failures apart.
+// Thread: constants only.
+#pragma once
+
+namespace sidecar::daemon {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;       // a second signal forced the exit before cleanup finished
+inline constexpr int kExitUsage = 64;        // EX_USAGE: bad command line
+inline constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: --dev could not start its local etcd
+inline constexpr int kExitSoftware = 70;     // EX_SOFTWARE: internal error
+inline constexpr int kExitConfig = 78;       // EX_CONFIG: the manifest is invalid
+
+}  // namespace sidecar::daemon

@@ -1,0 +1,87 @@
+// Entry point: parses the command line, loads the manifest, and hands over to run_agent.
+// Exit codes: 0 ok, 64 usage, 69 --dev etcd unavailable, 78 invalid manifest.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "agent/core/manifest.hpp"
+#include "agent/daemon/agent.hpp"
+#include "agent/daemon/dev_etcd.hpp"
+#include "agent/daemon/exit_codes.hpp"
+
+#ifndef SIDECAR_VERSION
+#define SIDECAR_VERSION "0.0.0"
+#endif
+
+using namespace sidecar;
+
+int main(int argc, char** argv) {
+  CLI::App app{"etcd-sidecar: registers services in etcd, discovers peers and mirrors config into files"};
+  std::string manifest_path;
+  bool check = false;
+  bool dev = false;
+  bool version = false;
+  std::string log_level = "info";
+  app.add_option("-m,--manifest", manifest_path, "service manifest (YAML)");
+  app.add_flag("--check", check, "validate the manifest and exit without touching etcd");
+  app.add_flag("--dev", dev, "when no configured etcd answers, start a throwaway local one on loopback");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("-V,--version", version, "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return daemon::kExitUsage;
+  }
+  if (version) {
+    std::cout << "etcd-sidecar " << SIDECAR_VERSION << std::endl;
+    return daemon::kExitOk;
+  }
+  if (manifest_path.empty()) {
+    std::cerr << "etcd-sidecar: --manifest is required (see --help)" << std::endl;
+    return daemon::kExitUsage;
+  }
+
+  auto logger = spdlog::stderr_color_mt("etcd-sidecar");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  auto parsed = core::load_manifest(manifest_path, core::process_env());
+  for (const auto& w : parsed.warnings) spdlog::warn("{}", w);
+  if (!parsed.ok()) {
+    for (const auto& e : parsed.errors) std::cerr << e.to_string() << std::endl;
+    std::cerr << "etcd-sidecar: " << parsed.errors.size() << " error(s) in " << manifest_path << std::endl;
+    return daemon::kExitConfig;
+  }
+  core::Manifest manifest = std::move(*parsed.manifest);
+  if (check) {
+    std::cout << manifest_path << ": OK (" << manifest.services.size() << " service(s), " << manifest.discover.size()
+              << " discovery(ies), " << manifest.config.size() << " config mirror(s))" << std::endl;
+    return daemon::kExitOk;
+  }
+
+  std::unique_ptr<daemon::DevEtcd> dev_etcd;
+  if (dev && !daemon::any_endpoint_answers(manifest.etcd.endpoints, std::chrono::milliseconds(300))) {
+    const int preferred = daemon::loopback_port(manifest.etcd.endpoints.front()).value_or(0);
+    std::string error;
+    dev_etcd = daemon::DevEtcd::start(preferred, &error);
+    if (!dev_etcd) {
+      spdlog::error("--dev: {}", error);
+      return daemon::kExitUnavailable;
+    }
+    spdlog::info("--dev: no configured etcd answered; started a throwaway etcd at {} (pid {}, data {})",
+                 dev_etcd->client_url(), dev_etcd->pid(), dev_etcd->data_dir());
+    manifest.etcd.endpoints = {dev_etcd->client_url()};
+  }
+
+  daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev};
+  const int rc = daemon::run_agent(std::move(options));
+  dev_etcd.reset();
+  return rc;
+}

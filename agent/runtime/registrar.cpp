@@ -1,0 +1,297 @@
+#include "agent/runtime/registrar.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "agent/runtime/coro.hpp"
+
+namespace sidecar::runtime {
+
+using asio::use_awaitable;
+using core::TimePoint;
+
+namespace {
+
+constexpr std::chrono::milliseconds kRevokeStaleTimeout{1000};
+
+bool is_lease_not_found(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::NOT_FOUND ||
+         status.error_message().find("lease not found") != std::string::npos;
+}
+
+}  // namespace
+
+Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<core::DesiredKey> keys,
+                     core::RegistrationOptions options, RegistrarHooks hooks)
+    : io_(io),
+      client_(client),
+      machine_(keys, options),
+      hooks_(std::move(hooks)),
+      ttl_(options.ttl),
+      wake_(io),
+      keepalive_retry_(io),
+      watch_retry_(io) {
+  for (size_t i = 0; i < keys.size(); ++i) key_index_.emplace(keys[i].key, i);
+}
+
+void Registrar::start() {
+  spawn_owned(io_, "registrar tick", tick_loop());
+  spawn_owned(io_, "lease keepalive", keepalive_loop());
+  spawn_owned(io_, "own-key watch", watch_loop());
+  apply(machine_.start(now()));
+}
+
+void Registrar::apply(core::Actions actions) {
+  for (const auto& note : actions.notes) {
+    if (note.level == core::LogNote::Level::kWarn) {
+      spdlog::warn("{}", note.text);
+    } else {
+      spdlog::info("{}", note.text);
+    }
+  }
+  if (stopping_) return;
+  if (actions.revoke_stale) revoke_stale(*actions.revoke_stale);
+  if (actions.grant_lease) grant_lease();
+  if (actions.keepalive) send_keepalive(*actions.keepalive);
+  for (const auto& write : actions.writes) write_key(write);
+  if (actions.became_ready && hooks_.on_ready) hooks_.on_ready();
+  wake_.cancel();  // the tick loop re-reads next_wakeup()
+}
+
+void Registrar::grant_lease() {
+
+  etcd::pb::LeaseGrantRequest req;
+  req.set_ttl(ttl_.count());
+  const TimePoint sent_at = now();
+  client_.lease_grant(std::move(req), [this, sent_at](etcd::RpcResult<etcd::pb::LeaseGrantResponse> r) {
+    if (stopping_) return;
+    if (!r.ok() || !r.response.error().empty() || r.response.id() == 0) {
+      const std::string error = !r.ok() ? r.status.error_message() : r.response.error();
+      apply(machine_.on_lease_grant_failed(error.empty() ? "no lease id" : error, now(), random01()));
+      return;
+    }
+    apply(machine_.on_lease_granted(r.response.id(), std::chrono::seconds(r.response.ttl()), sent_at, now()));
+  });
+}
+
+void Registrar::write_key(const core::WriteKey& write) {
+  const auto& desired = machine_.desired(write.index);
+  etcd::pb::TxnRequest txn;
+  auto* cmp = txn.add_compare();
+  cmp->set_key(desired.key);
+  cmp->set_target(etcd::pb::Compare::MOD);
+  cmp->set_result(etcd::pb::Compare::EQUAL);
+  cmp->set_mod_revision(write.expect_mod_revision);
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(desired.key);
+  put->set_value(desired.value);
+  put->set_lease(write.lease);
+  txn.add_failure()->mutable_request_range()->set_key(desired.key);
+
+  client_.txn(std::move(txn), [this, write](etcd::RpcResult<etcd::pb::TxnResponse> r) {
+    if (stopping_) return;
+    core::WriteOutcome outcome;
+    outcome.attempt = write.attempt;
+    if (!r.ok()) {
+      outcome.kind = is_lease_not_found(r.status) ? core::WriteOutcome::Kind::kLeaseNotFound
+                                                  : core::WriteOutcome::Kind::kFailed;
+      outcome.error = r.status.error_message();
+    } else if (r.response.succeeded()) {
+      outcome.kind = core::WriteOutcome::Kind::kWritten;
+      outcome.revision = r.response.header().revision();
+    } else {
+      outcome.kind = core::WriteOutcome::Kind::kRejected;
+      outcome.revision = r.response.header().revision();
+      if (r.response.responses_size() > 0 && r.response.responses(0).response_range().kvs_size() > 0) {
+        const auto& kv = r.response.responses(0).response_range().kvs(0);
+        outcome.current = core::Observed{kv.value(), kv.lease(), kv.mod_revision()};
+      }
+    }
+    apply(machine_.on_write_result(write.index, outcome, now(), random01()));
+  });
+}
+
+void Registrar::send_keepalive(int64_t lease) {
+  // No stream: the keepalive loop is reconnecting and asks again when it is back. A write in flight: the
+  // next tick sends again; stacking writes would break gRPC's one-write-at-a-time rule.
+  if (!keepalive_stream_ || keepalive_write_pending_) return;
+  etcd::pb::LeaseKeepAliveRequest req;
+  req.set_id(lease);
+  keepalive_write_pending_ = true;
+  keepalive_sent_.push_back(now());
+  auto stream = keepalive_stream_;
+  stream->async_write(std::move(req), [this, stream](bool ok) {
+    if (stream == keepalive_stream_) keepalive_write_pending_ = false;
+    // A failed write means the stream is broken; the read side ends and the loop reconnects.
+    (void)ok;
+  });
+}
+
+void Registrar::revoke_stale(int64_t lease) {
+  etcd::pb::LeaseRevokeRequest req;
+  req.set_id(lease);
+  client_.lease_revoke(
+      std::move(req),
+      [lease](etcd::RpcResult<etcd::pb::LeaseRevokeResponse> r) {
+        if (r.ok()) spdlog::debug("revoked stale lease {}", core::lease_to_hex(lease));
+      },
+      kRevokeStaleTimeout);
+}
+
+asio::awaitable<void> Registrar::tick_loop() {
+  while (!stopping_) {
+    const auto at = machine_.next_wakeup();
+    wake_.expires_at(at ? *at : TimePoint::max());
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopping_) break;
+    if (!ec) apply(machine_.on_tick(now(), random01()));
+  }
+}
+
+asio::awaitable<bool> Registrar::backoff_wait(asio::steady_timer& timer, core::Backoff& backoff) {
+  timer.expires_after(backoff.next(random01()));
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+  co_return !stopping_;
+}
+
+asio::awaitable<void> Registrar::keepalive_loop() {
+  core::Backoff backoff;
+  bool reported_down = false;
+  while (!stopping_) {
+    auto stream = client_.new_keepalive_stream();
+    const bool started = co_await stream->async_start(use_awaitable);
+    if (started && !stopping_) {
+      keepalive_stream_ = stream;
+      keepalive_sent_.clear();
+      keepalive_write_pending_ = false;
+      // Check the lease now rather than at the next TTL/3: after an etcd restart with wiped data this is
+      // what notices, within one round trip, that the lease is gone.
+      apply(machine_.on_reconnected(now()));
+      while (auto resp = co_await stream->async_read(use_awaitable)) {
+        if (reported_down) {
+          spdlog::info("lease keepalive stream to {} is back", stream->endpoint());
+          reported_down = false;
+        }
+        backoff.reset();
+        if (keepalive_sent_.empty()) continue;  // an answer we did not ask for on this stream
+        const TimePoint sent_at = keepalive_sent_.front();
+        keepalive_sent_.pop_front();
+        apply(machine_.on_keepalive_ack(resp->id(), resp->ttl(), sent_at, now()));
+      }
+      keepalive_stream_.reset();
+    }
+    const grpc::Status status = co_await stream->async_finish(use_awaitable);
+    if (stopping_) break;
+    client_.report_failure(stream->endpoint(), status);
+    if (!reported_down) {
+      spdlog::warn("lease keepalive stream to {} ended: {}; reconnecting", stream->endpoint(),
+                   status.ok() ? "closed by server" : status.error_message());
+      reported_down = true;
+    }
+    if (!co_await backoff_wait(keepalive_retry_, backoff)) break;
+  }
+}
+
+asio::awaitable<void> Registrar::watch_loop() {
+  core::Backoff backoff;
+  bool reported_down = false;
+  const size_t n = machine_.key_count();
+  while (!stopping_) {
+    // 1. Read every key in one Txn: one consistent revision to judge them at and to watch from. Reading
+    //    (rather than resuming an old watch) is what copes with an etcd whose revisions went back.
+    etcd::pb::TxnRequest read;
+    for (size_t i = 0; i < n; ++i) read.add_success()->mutable_request_range()->set_key(machine_.desired(i).key);
+    auto r = co_await client_.txn(std::move(read), use_awaitable);
+    if (stopping_) break;
+    if (!r.ok()) {
+      if (!reported_down) {
+        spdlog::warn("cannot read own keys from etcd: {}; retrying", r.status.error_message());
+        reported_down = true;
+      }
+      if (!co_await backoff_wait(watch_retry_, backoff)) break;
+      continue;
+    }
+    const int64_t revision = r.response.header().revision();
+    for (size_t i = 0; i < n && static_cast<int>(i) < r.response.responses_size(); ++i) {
+      const auto& range = r.response.responses(static_cast<int>(i)).response_range();
+      std::optional<core::Observed> current;
+      if (range.kvs_size() > 0) current = core::Observed{range.kvs(0).value(), range.kvs(0).lease(), range.kvs(0).mod_revision()};
+      apply(machine_.on_observed(i, current, revision, core::ObservationSource::kRange, now(), random01()));
+    }
+
+    // 2. Watch each key from just after that read, so nothing between the read and the watch is missed.
+    auto stream = client_.new_watch_stream();
+    bool healthy = co_await stream->async_start(use_awaitable);
+    for (size_t i = 0; healthy && i < n; ++i) {
+      etcd::pb::WatchRequest req;
+      auto* create = req.mutable_create_request();
+      create->set_key(machine_.desired(i).key);
+      create->set_start_revision(revision + 1);
+      healthy = co_await stream->async_write(std::move(req), use_awaitable);
+    }
+    if (healthy && !stopping_) {
+      watch_stream_ = stream;
+      if (reported_down) {
+        spdlog::info("own-key watch on {} is back", stream->endpoint());
+        reported_down = false;
+      }
+      backoff.reset();
+      while (auto resp = co_await stream->async_read(use_awaitable)) {
+        if (resp->canceled()) {
+          // Compacted past our start revision, or the member lost its leader: read again and re-watch.
+          spdlog::info("own-key watch canceled by etcd ({}); re-reading keys", resp->cancel_reason());
+          stream->cancel();
+          break;
+        }
+        for (const auto& ev : resp->events()) {
+          auto it = key_index_.find(ev.kv().key());
+          if (it == key_index_.end()) continue;
+          std::optional<core::Observed> current;
+          if (ev.type() == mvccpb::Event::PUT) current = core::Observed{ev.kv().value(), ev.kv().lease(), ev.kv().mod_revision()};
+          apply(machine_.on_observed(it->second, current, ev.kv().mod_revision(), core::ObservationSource::kWatch,
+                                     now(), random01()));
+        }
+      }
+      watch_stream_.reset();
+    }
+    const grpc::Status status = co_await stream->async_finish(use_awaitable);
+    if (stopping_) break;
+    client_.report_failure(stream->endpoint(), status);
+    if (!reported_down) {
+      spdlog::warn("own-key watch on {} ended: {}; re-reading and re-watching", stream->endpoint(),
+                   status.ok() ? "closed by server" : status.error_message());
+      reported_down = true;
+    }
+    if (!co_await backoff_wait(watch_retry_, backoff)) break;
+  }
+}
+
+asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
+  stopping_ = true;
+  wake_.cancel();
+  keepalive_retry_.cancel();
+  watch_retry_.cancel();
+  if (keepalive_stream_) keepalive_stream_->cancel();
+  if (watch_stream_) watch_stream_->cancel();
+  const int64_t lease = machine_.lease();
+  if (lease == 0) co_return;
+  // Revoking deletes every key attached to our lease in one step; keys we never won are not on it.
+  etcd::pb::LeaseRevokeRequest req;
+  req.set_id(lease);
+  const auto started = now();
+  auto r = co_await client_.lease_revoke(std::move(req), use_awaitable, budget);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(now() - started);
+  if (r.ok() || is_lease_not_found(r.status)) {
+    spdlog::info("deregistered {} key(s): revoked lease {} in {} ms", machine_.key_count(), core::lease_to_hex(lease),
+                 took.count());
+  } else {
+    spdlog::warn("could not revoke lease {} ({}); its keys expire with the lease within {} s",
+                 core::lease_to_hex(lease), r.status.error_message(), ttl_.count());
+  }
+}
+
+}  // namespace sidecar::runtime

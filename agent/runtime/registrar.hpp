@@ -1,0 +1,76 @@
+// Owns: the agent's lease, its registered keys in etcd, and the keepalive and own-key watch streams.
+// Thread: io_context thread only; drives core::Registration and executes the actions it returns.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/core/registration.hpp"
+#include "agent/etcd/client.hpp"
+
+namespace sidecar::runtime {
+
+namespace asio = boost::asio;
+
+struct RegistrarHooks {
+  std::function<void()> on_ready;  // every key registered for the first time (sd_notify READY=1)
+};
+
+class Registrar {
+ public:
+  Registrar(asio::io_context& io, etcd::Client& client, std::vector<core::DesiredKey> keys,
+            core::RegistrationOptions options, RegistrarHooks hooks = {});
+  Registrar(const Registrar&) = delete;
+  Registrar& operator=(const Registrar&) = delete;
+
+  // Spawns the tick, keepalive and watch loops.
+  void start();
+  // Deregisters: stops the loops and revokes the lease (which deletes every key attached to it) within
+  // `budget`, even when etcd is unreachable. Keys held by another agent's lease are never touched.
+  asio::awaitable<void> stop(std::chrono::milliseconds budget);
+
+  const core::Registration& state() const { return machine_; }
+
+ private:
+  asio::awaitable<void> tick_loop();
+  asio::awaitable<void> keepalive_loop();
+  asio::awaitable<void> watch_loop();
+  asio::awaitable<bool> backoff_wait(asio::steady_timer& timer, core::Backoff& backoff);
+
+  void apply(core::Actions actions);
+  void grant_lease();
+  void write_key(const core::WriteKey& write);
+  void send_keepalive(int64_t lease);
+  void revoke_stale(int64_t lease);
+  double random01() { return uniform_(rng_); }
+  static core::TimePoint now() { return core::SteadyClock::now(); }
+
+  asio::io_context& io_;
+  etcd::Client& client_;
+  core::Registration machine_;
+  RegistrarHooks hooks_;
+  std::unordered_map<std::string, size_t> key_index_;
+  std::chrono::seconds ttl_;
+
+  asio::steady_timer wake_;
+  asio::steady_timer keepalive_retry_;
+  asio::steady_timer watch_retry_;
+  std::shared_ptr<etcd::KeepAliveStream> keepalive_stream_;
+  std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
+  bool keepalive_write_pending_ = false;
+  std::shared_ptr<etcd::WatchStream> watch_stream_;
+  bool stopping_ = false;
+
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::uniform_real_distribution<double> uniform_{0.0, 1.0};
+};
+
+}  // namespace sidecar::runtime
