@@ -7,15 +7,21 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <fstream>
 #include <iostream>
+#include <set>
 
 #include "agent/core/instance.hpp"
+#include "agent/output/render.hpp"
 #include "agent/daemon/exit_codes.hpp"
 #include "agent/daemon/sd_notify.hpp"
 #include "agent/etcd/client.hpp"
 #include "agent/runtime/coro.hpp"
+#include "agent/runtime/config_mirror.hpp"
+#include "agent/runtime/discovery.hpp"
 #include "agent/runtime/registrar.hpp"
 
 namespace sidecar::daemon {
@@ -40,7 +46,11 @@ void print_dev_banner(const core::Manifest& m) {
 
 // A plain function, not a lambda: a coroutine lambda's captures die with the temporary closure object.
 asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, etcd::Client* client,
+                                        std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
+                                        std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors,
                                         asio::steady_timer* hard_stop, asio::signal_set* signals) {
+  for (auto& d : *discoveries) d->stop();
+  for (auto& m : *mirrors) m->stop();
   if (registrar) co_await registrar->stop(kRevokeBudget);
   client->shutdown();
   hard_stop->cancel();
@@ -51,7 +61,30 @@ asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, etcd::Cli
 
 int run_agent(AgentOptions options) {
   const core::Manifest& manifest = options.manifest;
+  // Templates are read once at start: a missing or broken one is a config error, not a runtime surprise.
+  std::vector<std::string> templates;
+  for (const auto& d : manifest.discover) {
+    std::string text;
+    if (d.format == core::OutputFormat::kTemplate) {
+      std::ifstream in(d.template_path, std::ios::binary);
+      if (!in) {
+        spdlog::error("{}:{}: discover {}: template: cannot read {}", manifest.source, d.where.line, d.service,
+                      d.template_path);
+        return kExitConfig;
+      }
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (auto err = output::validate_template(text)) {
+        spdlog::error("{}:{}: discover {}: template {}: {}", manifest.source, d.where.line, d.service,
+                      d.template_path, *err);
+        return kExitConfig;
+      }
+    }
+    templates.push_back(std::move(text));
+  }
+
   asio::io_context io(1);
+  // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
+  asio::thread_pool writer(1);
 
   etcd::ClientOptions client_options;
   client_options.endpoints = manifest.etcd.endpoints;
@@ -82,6 +115,23 @@ int run_agent(AgentOptions options) {
     on_ready();
   }
 
+  std::vector<std::unique_ptr<runtime::Discovery>> discoveries;
+  for (size_t i = 0; i < manifest.discover.size(); ++i) {
+    const auto& spec = manifest.discover[i];
+    std::set<std::string> self_ids;
+    for (const auto& s : manifest.services) {
+      if (s.name == spec.service) self_ids.insert(s.id);
+    }
+    discoveries.push_back(std::make_unique<runtime::Discovery>(io, *client, writer, spec, manifest.etcd.prefix,
+                                                               templates[i], std::move(self_ids)));
+    discoveries.back()->start();
+  }
+  std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors;
+  for (const auto& spec : manifest.config) {
+    mirrors.push_back(std::make_unique<runtime::ConfigMirror>(io, *client, writer, spec));
+    mirrors.back()->start();
+  }
+
   int exit_code = kExitOk;
   bool shutting_down = false;
   asio::steady_timer hard_stop(io);
@@ -104,11 +154,12 @@ int run_agent(AgentOptions options) {
       spdlog::warn("shutdown took longer than {} ms; stopping the loop", kHardStop.count());
       io.stop();
     });
-    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), client.get(), &hard_stop, &signals));
+    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals));
   };
   signals.async_wait(on_signal);
 
   io.run();
+  writer.join();
   (void)ready;
   return exit_code;
 }

@@ -1,0 +1,264 @@
+#include "agent/output/render.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <exception>
+#include <functional>
+#include <memory>
+
+#include <kainjow/mustache.hpp>
+#include <nlohmann/json.hpp>
+
+namespace sidecar::output {
+namespace {
+
+using nlohmann::json;
+namespace mustache = kainjow::mustache;
+
+std::string quote(std::string_view s) {
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Only valid instances, in id order. The caller normally passes EndpointSet::sorted() (already ordered),
+// so the sort is skipped in the common case.
+std::vector<const core::Instance*> ordered(const std::vector<const core::Instance*>& in) {
+  std::vector<const core::Instance*> out;
+  out.reserve(in.size());
+  for (const auto* inst : in) {
+    if (inst != nullptr && inst->valid()) out.push_back(inst);
+  }
+  auto by_id = [](const core::Instance* a, const core::Instance* b) { return a->id < b->id; };
+  if (!std::is_sorted(out.begin(), out.end(), by_id)) std::sort(out.begin(), out.end(), by_id);
+  return out;
+}
+
+std::string render_json(std::string_view service, int64_t revision, const std::vector<const core::Instance*>& list) {
+  std::string out;
+  out.reserve(64 + list.size() * 96);
+  out += "{\"service\":";
+  out += quote(service);
+  out += ",\"revision\":";
+  out += std::to_string(revision);
+  out += ",\"instances\":[";
+  bool first = true;
+  for (const auto* inst : list) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"id\":";
+    out += quote(inst->id);
+    out += ",\"address\":";
+    out += quote(inst->address);
+    out += ",\"port\":";
+    out += std::to_string(inst->port);
+    out += ",\"metadata\":";
+    // Already compact, sorted JSON produced by parse_instance_value: spliced, not re-parsed.
+    out += inst->metadata_json.empty() ? std::string_view("{}") : std::string_view(inst->metadata_json);
+    out += '}';
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::string render_lines(const std::vector<const core::Instance*>& list) {
+  std::string out;
+  out.reserve(list.size() * 24);
+  for (const auto* inst : list) {
+    out += inst->endpoint();
+    out += '\n';
+  }
+  return out;
+}
+
+mustache::data to_data(const json& j) {
+  switch (j.type()) {
+    case json::value_t::object: {
+      mustache::data obj{mustache::data::type::object};
+      for (const auto& [k, v] : j.items()) obj[k] = to_data(v);
+      return obj;
+    }
+    case json::value_t::array: {
+      mustache::data list{mustache::data::type::list};
+      for (const auto& v : j) list.push_back(to_data(v));
+      return list;
+    }
+    case json::value_t::string:
+      return mustache::data{j.get_ref<const std::string&>()};
+    case json::value_t::boolean:
+      return mustache::data{j.get<bool>()};
+    case json::value_t::null:
+    case json::value_t::discarded:
+      return mustache::data{false};
+    default:  // numbers
+      return mustache::data{j.dump()};
+  }
+}
+
+std::string env_name(std::string_view service) {
+  std::string out(service);
+  for (char& c : out) {
+    unsigned char u = static_cast<unsigned char>(c);
+    c = std::isalnum(u) ? static_cast<char>(std::toupper(u)) : '_';
+  }
+  return out;
+}
+
+std::string slug(std::string_view id) {
+  std::string out(id);
+  for (char& c : out) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) || c == '.' || c == '_' || c == '-')) c = '_';
+  }
+  return out;
+}
+
+std::string identity(const std::string& s) { return s; }
+
+mustache::data make_item(const core::Instance& inst, size_t index, size_t count) {
+  mustache::data item{mustache::data::type::object};
+  item["id"] = mustache::data{inst.id};
+  item["slug"] = mustache::data{slug(inst.id)};
+  item["address"] = mustache::data{inst.address};
+  item["port"] = mustache::data{std::to_string(inst.port)};
+  item["endpoint"] = mustache::data{inst.endpoint()};
+  item["index"] = mustache::data{std::to_string(index)};
+  item["first"] = mustache::data{index == 0};
+  item["last"] = mustache::data{index + 1 == count};
+  item["metadata"] = to_data(inst.metadata());
+  return item;
+}
+
+// A kainjow data tree costs ~4 KB per instance (an unordered_map per object, a heap string per field);
+// 100k instances would need 400 MB. Instead "instances" is a list of allocation-free placeholders, and
+// this context swaps each placeholder for its real object while the section is rendering that element,
+// so one instance is materialised at a time. Lookup rules are kainjow's own (innermost scope first,
+// dotted names walk objects, "." is the current element).
+class LazyInstancesContext final : public mustache::basic_context<std::string> {
+ public:
+  LazyInstancesContext(const mustache::data* root, const mustache::data* placeholders,
+                       const std::vector<const core::Instance*>& list)
+      : placeholders_(placeholders), list_(list) {
+    push(root);
+  }
+
+  void push(const mustache::data* data) override {
+    if (auto index = placeholder_index(data)) {
+      owned_.push_back(std::make_unique<mustache::data>(make_item(*list_[*index], *index, list_.size())));
+      stack_.push_back({owned_.back().get(), true});
+    } else {
+      stack_.push_back({data, false});
+    }
+  }
+
+  void pop() override {
+    if (stack_.back().owned) owned_.pop_back();
+    stack_.pop_back();
+  }
+
+  const mustache::data* get(const std::string& name) const override {
+    if (name == ".") return stack_.back().data;
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+      size_t dot = name.find('.', start);
+      parts.push_back(name.substr(start, dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
+      const mustache::data* var = it->data;
+      for (const auto& part : parts) {
+        var = var->get(part);
+        if (var == nullptr) break;
+      }
+      if (var != nullptr) return var;
+    }
+    return nullptr;
+  }
+
+  // Partials would need files the manifest does not declare: none are offered.
+  const mustache::data* get_partial(const std::string&) const override { return nullptr; }
+
+ private:
+  struct Frame {
+    const mustache::data* data;
+    bool owned;
+  };
+
+  std::optional<size_t> placeholder_index(const mustache::data* data) const {
+    const auto& items = placeholders_->list_value();
+    if (items.empty()) return std::nullopt;
+    std::less<const mustache::data*> before;
+    if (before(data, &items.front()) || before(&items.back(), data)) return std::nullopt;
+    return static_cast<size_t>(data - &items.front());
+  }
+
+  const mustache::data* placeholders_;
+  const std::vector<const core::Instance*>& list_;
+  std::vector<Frame> stack_;
+  std::vector<std::unique_ptr<mustache::data>> owned_;
+};
+
+RenderResult render_template(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,
+                             const std::vector<const core::Instance*>& list, const std::string& template_text) {
+  const std::string name = spec.template_path.empty() ? std::string("(inline)") : spec.template_path;
+  mustache::mustache tmpl{template_text};
+  if (!tmpl.is_valid()) return {{}, "template " + name + ": " + tmpl.error_message()};
+  tmpl.set_custom_escape(identity);
+
+  mustache::data root{mustache::data::type::object};
+  root["service"] = mustache::data{std::string(service)};
+  root["service_env"] = mustache::data{env_name(service)};
+  root["revision"] = mustache::data{std::to_string(revision)};
+  root["count"] = mustache::data{std::to_string(list.size())};
+  root["empty"] = mustache::data{list.empty()};
+  // References into an unordered_map stay valid as other keys are added.
+  mustache::data& placeholders = root["instances"];
+  placeholders = mustache::data{mustache::data::type::list};
+  for (size_t i = 0; i < list.size(); ++i) placeholders.push_back(mustache::data{true});
+
+  LazyInstancesContext ctx(&root, &placeholders, list);
+  std::string bytes = tmpl.render(ctx);
+  if (!tmpl.is_valid()) return {{}, "template " + name + ": " + tmpl.error_message()};
+  return {std::move(bytes), std::nullopt};
+}
+
+}  // namespace
+
+RenderResult render(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,
+                    const std::vector<const core::Instance*>& instances, const std::string& template_text) {
+  try {
+    auto list = ordered(instances);
+    switch (spec.format) {
+      case core::OutputFormat::kJson:
+        return {render_json(service, revision, list), std::nullopt};
+      case core::OutputFormat::kLines:
+        return {render_lines(list), std::nullopt};
+      case core::OutputFormat::kTemplate:
+        return render_template(spec, service, revision, list, template_text);
+    }
+    return {{}, "unknown output format"};
+  } catch (const std::exception& e) {  // allocation failure; nothing else here throws
+    return {{}, std::string("render ") + std::string(service) + ": " + e.what()};
+  }
+}
+
+std::optional<std::string> validate_template(const std::string& text) {
+  try {
+    mustache::mustache tmpl{text};
+    if (!tmpl.is_valid()) return tmpl.error_message();
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+}
+
+std::string render_config_prefix_json(std::vector<std::pair<std::string, std::string>> kvs, std::string_view prefix) {
+  json obj = json::object();
+  for (auto& [key, value] : kvs) {
+    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) continue;
+    obj[key.substr(prefix.size())] = std::move(value);
+  }
+  return obj.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace sidecar::output

@@ -1,0 +1,173 @@
+#include "agent/runtime/file_output.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "agent/output/atomic_file.hpp"
+#include "agent/runtime/command.hpp"
+#include "agent/runtime/coro.hpp"
+#include "agent/runtime/offload.hpp"
+
+namespace sidecar::runtime {
+
+using asio::use_awaitable;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
+std::string first_line(const std::string& text) {
+  auto end = text.find('\n');
+  std::string line = text.substr(0, end);
+  return line.size() > 200 ? line.substr(0, 200) + "..." : line;
+}
+
+}  // namespace
+
+FileOutput::FileOutput(asio::io_context& io, asio::thread_pool& writer, FileOutputOptions options, Render render)
+    : io_(io),
+      writer_(writer),
+      options_(std::move(options)),
+      render_(std::move(render)),
+      coalescer_(options_.wait_min, options_.wait_max),
+      wake_(io) {}
+
+void FileOutput::start() { spawn_owned(io_, "output " + options_.path, run()); }
+
+void FileOutput::stop() {
+  stopping_ = true;
+  wake_.cancel();
+}
+
+void FileOutput::changed() {
+  coalescer_.on_change(Clock::now());
+  wake_.cancel();
+}
+
+void FileOutput::report_failure(const std::string& error) {
+  ++stats_.write_failures;
+  stats_.last_error = error;
+  if (!failing_) {
+    spdlog::error("{}: cannot write {}: {}; keeping the previous file, retrying", options_.name, options_.path, error);
+    failing_ = true;
+  }
+}
+
+asio::awaitable<FileOutput::Outcome> FileOutput::write(const std::string& bytes) {
+  const std::string path = options_.path;
+  const unsigned mode = options_.mode;
+  if (options_.check_command.empty()) {
+    const bool compare_disk = !last_written_.has_value();  // first write after start: maybe already there
+    // Jobs are named locals, not temporaries inside co_await: GCC 12 destroys such temporaries twice.
+    auto job = [path, bytes, mode, compare_disk] { return output::write_file_atomic(path, bytes, mode, compare_disk); };
+    auto r = co_await offload(io_, writer_, std::move(job));
+    if (!r.ok()) {
+      report_failure(r.error);
+      co_return Outcome::kFailed;
+    }
+    if (!r.warning.empty()) spdlog::warn("{}: {}", options_.name, r.warning);
+    co_return r.status == output::WriteResult::Status::kUnchanged ? Outcome::kUnchanged : Outcome::kWritten;
+  }
+
+  auto stage_job = [path, bytes, mode] { return output::stage_file(path, bytes, mode); };
+  auto staged = co_await offload(io_, writer_, std::move(stage_job));
+  if (!staged.ok()) {
+    report_failure(staged.error);
+    co_return Outcome::kFailed;
+  }
+  const std::string staged_path = *staged.staged_path;
+  std::string check_command = replace_all(options_.check_command, "{{staged}}", staged_path);
+  auto check = co_await run_shell(std::move(check_command), options_.command_timeout);
+  if (!check.ok()) {
+    ++stats_.check_failures;
+    spdlog::error("{}: check_command refused the new {} ({}): {}; keeping the previous file", options_.name,
+                  options_.path, check.describe(), first_line(check.output));
+    auto discard_job = [staged_path] {
+      output::discard_staged(staged_path);
+      return true;
+    };
+    co_await offload(io_, writer_, std::move(discard_job));
+    co_return Outcome::kRejected;
+  }
+  auto commit_job = [staged_path, path] { return output::commit_staged(staged_path, path); };
+  auto r = co_await offload(io_, writer_, std::move(commit_job));
+  if (!r.ok()) {
+    report_failure(r.error);
+    co_return Outcome::kFailed;
+  }
+  co_return Outcome::kWritten;
+}
+
+asio::awaitable<void> FileOutput::run_on_change() {
+  on_change_owed_ = false;
+  ++stats_.on_change_runs;
+  auto r = co_await run_shell(options_.on_change, options_.command_timeout);
+  if (r.ok()) {
+    spdlog::info("{}: on_change ran in {} ms", options_.name, r.took.count());
+    if (!r.output.empty()) spdlog::debug("{}: on_change output: {}", options_.name, r.output);
+  } else {
+    ++stats_.on_change_failures;
+    spdlog::warn("{}: on_change '{}' failed ({}): {}", options_.name, options_.on_change, r.describe(),
+                 first_line(r.output));
+  }
+}
+
+asio::awaitable<void> FileOutput::run() {
+  while (!stopping_) {
+    // on_change runs once the file has settled, so a burst that takes several writes runs it once, and it
+    // never overlaps with itself: this loop is the only caller.
+    if (on_change_owed_ && !coalescer_.pending()) co_await run_on_change();
+    if (stopping_) break;
+    auto due = coalescer_.due();
+    if (due && retry_at_ && *retry_at_ > *due) due = retry_at_;
+    wake_.expires_at(due ? *due : Clock::time_point::max());
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopping_) break;
+    const auto now = Clock::now();
+    if (!coalescer_.should_flush(now) || (retry_at_ && now < *retry_at_)) continue;
+    coalescer_.on_flushed(now);
+    auto bytes = render_();
+    if (!bytes) continue;  // a guard (min_instances, render error) keeps the current file; it logged why
+    if ((last_written_ && *last_written_ == *bytes) || (rejected_ && *rejected_ == *bytes)) {
+      ++stats_.unchanged;
+      continue;
+    }
+    const Outcome outcome = co_await write(*bytes);
+    switch (outcome) {
+      case Outcome::kFailed:
+        coalescer_.on_change(Clock::now());  // still owed: retry with backoff until the disk takes it
+        retry_at_ = Clock::now() + retry_backoff_.next(0.5);
+        break;
+      case Outcome::kRejected:
+        rejected_ = std::move(*bytes);
+        break;
+      case Outcome::kUnchanged:
+      case Outcome::kWritten:
+        if (failing_) spdlog::info("{}: {} written again after failures", options_.name, options_.path);
+        failing_ = false;
+        retry_at_.reset();
+        retry_backoff_.reset();
+        rejected_.reset();
+        if (outcome == Outcome::kWritten) {
+          ++stats_.writes;
+          spdlog::debug("{}: wrote {} ({} bytes)", options_.name, options_.path, bytes->size());
+          if (!options_.on_change.empty()) on_change_owed_ = true;
+        } else {
+          ++stats_.unchanged;
+        }
+        last_written_ = std::move(*bytes);
+        break;
+    }
+  }
+}
+
+}  // namespace sidecar::runtime

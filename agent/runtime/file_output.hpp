@@ -1,0 +1,80 @@
+// Owns: one output file — when to write it (coalescing), validating it (check_command), replacing it
+// atomically on the writer thread, and telling the application (on_change).
+// Thread: io_context thread; the write itself runs on the writer pool.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "agent/core/backoff.hpp"
+#include "agent/core/coalescer.hpp"
+
+namespace sidecar::runtime {
+
+namespace asio = boost::asio;
+
+struct FileOutputOptions {
+  std::string name;                 // for log lines: "discover order-service"
+  std::string path;
+  unsigned mode = 0644;
+  std::chrono::milliseconds wait_min{0};
+  std::chrono::milliseconds wait_max{1000};
+  std::string check_command;        // "{{staged}}" is replaced by the staged file's path
+  std::string on_change;
+  std::chrono::milliseconds command_timeout{30000};
+};
+
+struct FileOutputStats {
+  uint64_t writes = 0;
+  uint64_t write_failures = 0;
+  uint64_t unchanged = 0;            // renders that produced the bytes already on disk
+  uint64_t check_failures = 0;
+  uint64_t on_change_runs = 0;
+  uint64_t on_change_failures = 0;
+  std::string last_error;
+};
+
+class FileOutput {
+ public:
+  // `render` returns the bytes to write, or nullopt to keep the current file (a guard said no).
+  using Render = std::function<std::optional<std::string>()>;
+
+  FileOutput(asio::io_context& io, asio::thread_pool& writer, FileOutputOptions options, Render render);
+  void start();
+  void stop();
+  // The content may have changed; the write happens as the coalescer allows.
+  void changed();
+  const FileOutputStats& stats() const { return stats_; }
+  const FileOutputOptions& options() const { return options_; }
+
+ private:
+  asio::awaitable<void> run();
+  enum class Outcome { kWritten, kUnchanged, kRejected, kFailed };
+  asio::awaitable<Outcome> write(const std::string& bytes);
+  void report_failure(const std::string& error);
+  asio::awaitable<void> run_on_change();
+
+  asio::io_context& io_;
+  asio::thread_pool& writer_;
+  FileOutputOptions options_;
+  Render render_;
+  core::Coalescer coalescer_;
+  asio::steady_timer wake_;
+  core::Backoff retry_backoff_{{std::chrono::milliseconds(200), std::chrono::milliseconds(5000), 2.0, 0.2}};
+  std::optional<std::chrono::steady_clock::time_point> retry_at_;
+  std::optional<std::string> last_written_;  // bytes known to be on disk
+  std::optional<std::string> rejected_;      // bytes check_command refused; not re-checked until they change
+  bool on_change_owed_ = false;
+  bool failing_ = false;
+  bool stopping_ = false;
+  FileOutputStats stats_;
+};
+
+}  // namespace sidecar::runtime

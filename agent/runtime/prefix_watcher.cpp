@@ -1,0 +1,159 @@
+#include "agent/runtime/prefix_watcher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "agent/core/backoff.hpp"
+#include "agent/runtime/coro.hpp"
+
+namespace sidecar::runtime {
+
+using asio::use_awaitable;
+
+std::string prefix_range_end(const std::string& prefix) {
+  std::string end = prefix;
+  while (!end.empty()) {
+    auto& c = reinterpret_cast<unsigned char&>(end.back());
+    if (c < 0xff) {
+      ++c;
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
+
+PrefixWatcher::PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string prefix, PrefixSink& sink)
+    : io_(io), client_(client), prefix_(std::move(prefix)), range_end_(prefix_range_end(prefix_)), sink_(sink), retry_(io) {}
+
+PrefixWatcher::PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string key, std::string range_end,
+                             PrefixSink& sink)
+    : io_(io), client_(client), prefix_(std::move(key)), range_end_(std::move(range_end)), sink_(sink), retry_(io) {}
+
+void PrefixWatcher::start() { spawn_owned(io_, "watch " + prefix_, run()); }
+
+void PrefixWatcher::stop() {
+  stopping_ = true;
+  retry_.cancel();
+  if (stream_) stream_->cancel();
+}
+
+asio::awaitable<bool> PrefixWatcher::snapshot() {
+  etcd::pb::RangeRequest req;
+  req.set_key(prefix_);
+  req.set_range_end(range_end_);
+  // Large sets take longer than a unary call's usual deadline to read and ship.
+  auto r = co_await client_.range(std::move(req), use_awaitable, std::chrono::seconds(30));
+  if (!r.ok()) {
+    spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.error_message());
+    co_return false;
+  }
+  std::vector<core::KvInput> kvs;
+  kvs.reserve(static_cast<size_t>(r.response.kvs_size()));
+  for (auto& kv : *r.response.mutable_kvs()) {
+    kvs.push_back({std::move(*kv.mutable_key()), std::move(*kv.mutable_value()), kv.mod_revision(),
+                   kv.create_revision(), kv.lease()});
+  }
+  const int64_t revision = r.response.header().revision();
+  if (stats_.synced) ++stats_.resyncs;
+  stats_.synced = true;
+  stats_.revision = revision;
+  cluster_id_ = r.response.header().cluster_id();
+  need_snapshot_ = false;
+  sink_.on_snapshot(std::move(kvs), revision);
+  co_return true;
+}
+
+asio::awaitable<void> PrefixWatcher::run() {
+  core::Backoff backoff;
+  std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> uniform{0.0, 1.0};
+  bool reported_down = false;
+  while (!stopping_) {
+    bool healthy = !need_snapshot_ || co_await snapshot();
+    std::shared_ptr<etcd::WatchStream> stream;
+    grpc::Status status;
+    if (healthy && !stopping_) {
+      stream = client_.new_watch_stream();
+      healthy = co_await stream->async_start(use_awaitable);
+      if (healthy) {
+        etcd::pb::WatchRequest req;
+        auto* create = req.mutable_create_request();
+        create->set_key(prefix_);
+        create->set_range_end(range_end_);
+        // Resume exactly after the last applied revision: nothing lost, nothing applied twice.
+        create->set_start_revision(stats_.revision + 1);
+        // Progress notifications move our revision forward on a quiet prefix, so a resume after a long
+        // quiet spell does not start from a compacted revision.
+        create->set_progress_notify(true);
+        healthy = co_await stream->async_write(std::move(req), use_awaitable);
+      }
+      if (healthy && !stopping_) {
+        stream_ = stream;
+        ++stats_.watch_starts;
+        while (auto resp = co_await stream->async_read(use_awaitable)) {
+          const auto& header = resp->header();
+          const auto resync = core::needs_resync(cluster_id_, stats_.revision, header.cluster_id(), header.revision());
+          if (resync != core::ResyncReason::kNone) {
+            spdlog::warn("watch {}: {} (header revision {}, ours {}); resyncing", prefix_, core::to_string(resync),
+                         header.revision(), stats_.revision);
+            need_snapshot_ = true;
+            stream->cancel();
+            break;
+          }
+          if (resp->canceled()) {
+            if (resp->compact_revision() > 0) {
+              spdlog::warn("watch {}: revision {} was compacted (oldest kept {}); re-reading the prefix", prefix_,
+                           stats_.revision + 1, resp->compact_revision());
+              need_snapshot_ = true;
+            } else {
+              spdlog::warn("watch {}: canceled by etcd: {}", prefix_, resp->cancel_reason());
+            }
+            stream->cancel();
+            break;
+          }
+          if (resp->created()) {
+            if (reported_down) spdlog::info("watch {}: resumed at revision {}", prefix_, stats_.revision + 1);
+            reported_down = false;
+            backoff.reset();
+            continue;
+          }
+          if (resp->events_size() == 0) {
+            // A progress notification: every event up to the header revision has been delivered.
+            stats_.revision = std::max(stats_.revision, header.revision());
+            continue;
+          }
+          std::vector<core::EventInput> events;
+          events.reserve(static_cast<size_t>(resp->events_size()));
+          for (auto& ev : *resp->mutable_events()) {
+            auto* kv = ev.mutable_kv();
+            stats_.revision = std::max(stats_.revision, kv->mod_revision());
+            events.push_back({ev.type() == mvccpb::Event::DELETE ? core::EventInput::Type::kDelete
+                                                                  : core::EventInput::Type::kPut,
+                              {std::move(*kv->mutable_key()), std::move(*kv->mutable_value()), kv->mod_revision(),
+                               kv->create_revision(), kv->lease()}});
+          }
+          sink_.on_events(events);
+        }
+        stream_.reset();
+      }
+      status = co_await stream->async_finish(use_awaitable);
+      if (!status.ok()) client_.report_failure(stream->endpoint(), status);
+    }
+    if (stopping_) break;
+    if (!reported_down && !need_snapshot_) {
+      spdlog::warn("watch {}: stream ended ({}); resuming after revision {}", prefix_,
+                   status.ok() ? "closed" : status.error_message(), stats_.revision);
+      reported_down = true;
+    }
+    if (need_snapshot_ && healthy) continue;  // resync at once, no backoff: the connection is fine
+    retry_.expires_after(backoff.next(uniform(rng)));
+    boost::system::error_code ec;
+    co_await retry_.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+}  // namespace sidecar::runtime

@@ -1,0 +1,67 @@
+// Owns: one prefix's Range-then-Watch session with etcd: initial sync, resume after disconnects, resync
+// after compaction or when etcd came back wiped or replaced.
+// Thread: io_context thread. Feeds a PrefixSink; never re-reads the prefix per event.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/core/endpoint_set.hpp"
+#include "agent/etcd/client.hpp"
+
+namespace sidecar::runtime {
+
+namespace asio = boost::asio;
+
+class PrefixSink {
+ public:
+  virtual ~PrefixSink() = default;
+  // Replace everything: a Range taken at `revision`. Called first, and again after every resync.
+  virtual void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) = 0;
+  // Events in revision order, as one watch response delivered them.
+  virtual void on_events(const std::vector<core::EventInput>& events) = 0;
+};
+
+struct PrefixWatcherStats {
+  uint64_t watch_starts = 0;  // watch streams created, first one included
+  uint64_t resyncs = 0;       // snapshots after the first: compaction, wiped or replaced etcd
+  int64_t revision = 0;       // last revision applied (events or progress)
+  bool synced = false;        // the first snapshot has been delivered
+};
+
+class PrefixWatcher {
+ public:
+  // `prefix` is watched as a range [prefix, prefix_end); pass "/services/order/" with its trailing slash.
+  PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string prefix, PrefixSink& sink);
+  // An explicit range: [key, range_end). A single key is [key, key + '\0').
+  PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string key, std::string range_end, PrefixSink& sink);
+  void start();
+  void stop();
+  const PrefixWatcherStats& stats() const { return stats_; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  asio::awaitable<void> run();
+  asio::awaitable<bool> snapshot();
+
+  asio::io_context& io_;
+  etcd::Client& client_;
+  std::string prefix_;
+  std::string range_end_;
+  PrefixSink& sink_;
+  asio::steady_timer retry_;
+  std::shared_ptr<etcd::WatchStream> stream_;
+  PrefixWatcherStats stats_;
+  uint64_t cluster_id_ = 0;
+  bool need_snapshot_ = true;
+  bool stopping_ = false;
+};
+
+// The smallest key greater than every key starting with `prefix` (etcd's range_end for a prefix).
+std::string prefix_range_end(const std::string& prefix);
+
+}  // namespace sidecar::runtime
