@@ -256,6 +256,11 @@ Actions Registration::on_reconnected(TimePoint now) {
   if (lease_state_ == LeaseState::kAlive) {
     out.keepalive = lease_;
     next_keepalive_ = now + keepalive_interval();
+  } else if (lease_state_ == LeaseState::kNone && grant_retry_at_) {
+    // etcd is reachable again: grant now instead of sleeping out the rest of the backoff.
+    grant_retry_at_.reset();
+    lease_state_ = LeaseState::kGranting;
+    out.grant_lease = true;
   }
   return out;
 }

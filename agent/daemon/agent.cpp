@@ -39,7 +39,7 @@ void print_dev_banner(const core::Manifest& m) {
   std::cout << "\netcd-sidecar is running (dev mode). Registered keys:\n";
   for (const auto& s : m.services) std::cout << "  " << m.key_of(s) << "\n";
   std::cout << "Look at them with:\n  ETCDCTL_API=3 etcdctl --endpoints=" << m.etcd.endpoints.front()
-            << " get --prefix " << m.etcd.prefix << "/ -w json\n";
+            << " get --prefix " << m.etcd.prefix << "/\n";
   for (const auto& d : m.discover) std::cout << "Discovered " << d.service << " instances: " << d.output << "\n";
   std::cout << "Ctrl-C deregisters and stops.\n" << std::endl;
 }
@@ -135,10 +135,17 @@ int run_agent(AgentOptions options) {
   int exit_code = kExitOk;
   bool shutting_down = false;
   asio::steady_timer hard_stop(io);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal;
   on_signal = [&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
+    if (signo == SIGHUP) {
+      // Live reload is not implemented yet. SIGHUP's default action would kill the agent (and a unit's
+      // ExecReload would take the registration down with it), so it is caught and said plainly.
+      spdlog::warn("SIGHUP: live reload is not supported yet; restart the agent to apply manifest changes");
+      signals.async_wait(on_signal);
+      return;
+    }
     if (shutting_down) {
       spdlog::warn("second signal ({}): exiting at once", strsignal(signo));
       std::_Exit(kExitFailure);

@@ -365,6 +365,19 @@ TEST_F(Registration, ReconnectSendsKeepaliveImmediately) {
   EXPECT_EQ(reg_.next_wakeup(), now_ + 3333ms);  // the regular cadence restarts from here
 }
 
+TEST_F(Registration, ReconnectGrantsAtOnceInsteadOfWaitingOutTheBackoff) {
+  reg_.start(now_);
+  reg_.on_lease_grant_failed("connection refused", now_, kDraw);
+  ASSERT_EQ(reg_.next_wakeup(), kT0 + 50ms);
+
+  now_ = kT0 + 10ms;  // etcd answers again before the retry is due
+  const Actions a = reg_.on_reconnected(now_);
+  EXPECT_TRUE(a.grant_lease);
+  EXPECT_EQ(reg_.lease_state(), LeaseState::kGranting);
+  EXPECT_FALSE(reg_.next_wakeup());  // the pending retry is gone: one grant in flight, not two
+  EXPECT_TRUE(reg_.on_reconnected(now_).empty());  // and a second reconnect does not grant again
+}
+
 TEST_F(Registration, NextWakeupIsEarliestDeadline) {
   EXPECT_FALSE(reg_.next_wakeup());
   const Actions granted = grant();

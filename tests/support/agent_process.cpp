@@ -1,0 +1,111 @@
+#include "tests/support/agent_process.hpp"
+
+#include <cctype>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+
+#include "tests/support/wait.hpp"
+
+#ifndef SIDECAR_BINARY
+#define SIDECAR_BINARY "etcd-sidecar"
+#endif
+
+namespace sidecar::test {
+namespace {
+
+// Single-letter process state from /proc/<pid>/stat ('T' = stopped), or '?' when unreadable.
+char proc_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  // The command name is in parentheses and may contain spaces; the state follows the last ')'.
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return '?';
+  return stat[paren + 2];
+}
+
+// Double-quoted YAML scalar: test values may contain ':' or '#', which plain scalars would misread.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string registration_manifest(const std::string& client_url, const std::vector<ServiceDef>& services,
+                                  std::string_view ttl) {
+  std::string yaml = "etcd:\n  endpoints: [" + quoted(client_url) + "]\n";
+  if (!ttl.empty()) yaml += "lease:\n  ttl: " + std::string(ttl) + "\n";
+  yaml += "services:\n";
+  for (const auto& s : services) {
+    yaml += "  - name: " + quoted(s.name) + "\n";
+    yaml += "    id: " + quoted(s.id) + "\n";
+    yaml += "    address: " + quoted(s.address) + "\n";
+    yaml += "    port: " + std::to_string(s.port) + "\n";
+    if (!s.metadata.empty()) {
+      yaml += "    metadata:\n";
+      for (const auto& [key, value] : s.metadata) yaml += "      " + key + ": " + quoted(value) + "\n";
+    }
+  }
+  return yaml;
+}
+
+std::string service_key(const ServiceDef& service) { return "/services/" + service.name + "/" + service.id; }
+
+std::string lease_hex(std::int64_t lease) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%" PRIx64, static_cast<std::uint64_t>(lease));
+  return buf;
+}
+
+std::optional<std::string> word_after(std::string_view text, std::string_view marker) {
+  const auto at = text.find(marker);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::size_t begin = at + marker.size();
+  std::size_t end = begin;
+  while (end < text.size() && std::isspace(static_cast<unsigned char>(text[end])) == 0) ++end;
+  return std::string(text.substr(begin, end - begin));
+}
+
+std::unique_ptr<AgentProcess> AgentProcess::start(std::string_view manifest_yaml,
+                                                  std::vector<std::string> extra_args, EnvVars extra_env) {
+  std::unique_ptr<AgentProcess> agent(new AgentProcess());
+  agent->manifest_path_ = agent->dir() / "manifest.yaml";
+  if (!write_file(agent->manifest_path_, manifest_yaml)) return nullptr;
+
+  std::vector<std::string> argv = {SIDECAR_BINARY, "--manifest", agent->manifest_path_.string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ChildProcess::Options options;
+  options.extra_env = std::move(extra_env);
+  options.output_path = agent->dir() / "agent.log";
+  options.working_dir = agent->dir();
+  agent->child_ = ChildProcess::spawn(argv, options);
+  if (!agent->child_) return nullptr;
+  return agent;
+}
+
+AgentProcess::~AgentProcess() {
+  // Before the TempDir goes: the log lives in it, and a running agent would keep writing there.
+  child_.reset();
+}
+
+bool AgentProcess::sigstop() {
+  const pid_t p = child_->pid();
+  if (!child_->signal(SIGSTOP)) return false;
+  return wait_until([p] { return proc_state(p) == 'T'; }, std::chrono::milliseconds(2000));
+}
+
+bool AgentProcess::output_contains(std::string_view needle) const {
+  return output().find(needle) != std::string::npos;
+}
+
+bool AgentProcess::wait_for_output(std::string_view needle, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return output_contains(needle); }, timeout);
+}
+
+}  // namespace sidecar::test
