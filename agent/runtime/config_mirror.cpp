@@ -2,7 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "agent/output/atomic_file.hpp"
 #include "agent/output/render.hpp"
+#include "agent/runtime/command.hpp"
+#include "agent/runtime/coro.hpp"
+#include "agent/runtime/offload.hpp"
 
 namespace sidecar::runtime {
 
@@ -20,16 +31,120 @@ ConfigMirror::ConfigMirror(asio::io_context& io, etcd::Client& client, asio::thr
                                 .check_command = {},
                                 .on_change = spec.on_change,
                                 .command_timeout = spec.command_timeout},
-              [this] { return render(); }) {}
+              [this] { return render(); }),
+      io_(io),
+      writer_(writer),
+      dir_wake_(io) {}
 
 void ConfigMirror::start() {
-  output_.start();
+  if (directory()) {
+    spawn_owned(io_, "config dir " + spec_.output, run_directory());
+  } else {
+    output_.start();
+  }
   watcher_.start();
 }
 
 void ConfigMirror::stop() {
+  stopping_ = true;
+  dir_wake_.cancel();
   watcher_.stop();
   output_.stop();
+}
+
+void ConfigMirror::changed() {
+  if (directory()) {
+    dir_dirty_ = true;
+    dir_wake_.cancel();
+  } else {
+    output_.changed();
+  }
+}
+
+namespace {
+
+// "a/b.yaml" is fine; "", "/x", "../x", "a//b", "a/./b" are not: a key must never write outside `output`.
+bool safe_relative_path(const std::string& rel) {
+  if (rel.empty() || rel.front() == '/' || rel.back() == '/') return false;
+  size_t start = 0;
+  while (start <= rel.size()) {
+    const size_t end = std::min(rel.find('/', start), rel.size());
+    const std::string part = rel.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return rel.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+asio::awaitable<void> ConfigMirror::run_directory() {
+  while (!stopping_) {
+    if (!dir_dirty_) {
+      dir_wake_.expires_at(asio::steady_timer::time_point::max());
+      boost::system::error_code ec;
+      co_await dir_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    dir_dirty_ = false;
+    std::map<std::string, std::string> desired;
+    for (const auto& [key, value] : values_) {
+      std::string rel = key.substr(spec_.prefix.size());
+      if (!safe_relative_path(rel)) {
+        if (warned_paths_.insert(key).second) {
+          spdlog::warn("config {}: key {} is not a safe file name under {}; skipped", spec_.prefix, key, spec_.output);
+        }
+        continue;
+      }
+      desired.emplace(std::move(rel), value);
+    }
+    bool changed_any = false;
+    bool failed = false;
+    for (const auto& [rel, bytes] : desired) {
+      auto it = dir_written_.find(rel);
+      if (it != dir_written_.end() && it->second == bytes) continue;
+      auto job = [path = spec_.output + "/" + rel, bytes = bytes, mode = spec_.mode] {
+        return output::write_file_atomic(path, bytes, mode, true);
+      };
+      auto r = co_await offload(io_, writer_, std::move(job));
+      if (!r.ok()) {
+        ++dir_failures_;
+        failed = true;
+        spdlog::error("config {}: {}", spec_.prefix, r.error);
+        continue;
+      }
+      if (r.status == output::WriteResult::Status::kWritten) {
+        ++dir_writes_;
+        changed_any = true;
+      }
+      dir_written_[rel] = bytes;
+    }
+    for (auto it = dir_written_.begin(); it != dir_written_.end();) {
+      if (desired.count(it->first)) {
+        ++it;
+        continue;
+      }
+      auto job = [path = spec_.output + "/" + it->first] { return ::unlink(path.c_str()) == 0 || errno == ENOENT; };
+      if (co_await offload(io_, writer_, std::move(job))) {
+        changed_any = true;
+        it = dir_written_.erase(it);
+      } else {
+        ++dir_failures_;
+        failed = true;
+        ++it;
+      }
+    }
+    if (failed) dir_dirty_ = true;  // retried on the next change or below
+    if (changed_any && !spec_.on_change.empty()) {
+      auto r = co_await run_shell(spec_.on_change, spec_.command_timeout);
+      if (!r.ok()) spdlog::warn("config {}: on_change failed ({})", spec_.prefix, r.describe());
+    }
+    if (failed && !stopping_) {
+      dir_wake_.expires_after(std::chrono::seconds(1));
+      boost::system::error_code ec;
+      co_await dir_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
 }
 
 void ConfigMirror::on_snapshot(std::vector<core::KvInput> kvs, int64_t) {
@@ -39,7 +154,7 @@ void ConfigMirror::on_snapshot(std::vector<core::KvInput> kvs, int64_t) {
     mod_revisions_[kv.key] = kv.mod_revision;
     values_[std::move(kv.key)] = std::move(kv.value);
   }
-  output_.changed();
+  changed();
 }
 
 void ConfigMirror::on_events(const std::vector<core::EventInput>& events) {
@@ -57,7 +172,7 @@ void ConfigMirror::on_events(const std::vector<core::EventInput>& events) {
       mod_revisions_[ev.kv.key] = ev.kv.mod_revision;
     }
   }
-  if (changed) output_.changed();
+  if (changed) this->changed();
 }
 
 std::optional<std::string> ConfigMirror::render() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "agent/core/manifest.hpp"
@@ -24,10 +25,16 @@ class ConfigMirror final : public PrefixSink {
   const PrefixWatcherStats& watch_stats() const { return watcher_.stats(); }
   const FileOutputStats& output_stats() const { return output_.stats(); }
   size_t keys() const { return values_.size(); }
+  uint64_t dir_writes() const { return dir_writes_; }
+  uint64_t dir_failures() const { return dir_failures_; }
 
  private:
   std::optional<std::string> render();
   bool single_key() const { return !spec_.key.empty(); }
+  bool directory() const { return !single_key() && spec_.format == "dir"; }
+  void changed();
+  // format: dir — one file per key under `output`; keys that are not safe relative paths are skipped.
+  asio::awaitable<void> run_directory();
 
   core::ConfigSpec spec_;
   std::map<std::string, std::string> values_;  // full key -> value
@@ -35,6 +42,15 @@ class ConfigMirror final : public PrefixSink {
   PrefixWatcher watcher_;
   FileOutput output_;
   bool warned_missing_ = false;
+  asio::io_context& io_;
+  asio::thread_pool& writer_;
+  asio::steady_timer dir_wake_;
+  bool dir_dirty_ = false;
+  bool stopping_ = false;
+  std::map<std::string, std::string> dir_written_;  // relative path -> bytes on disk
+  std::set<std::string> warned_paths_;
+  uint64_t dir_writes_ = 0;
+  uint64_t dir_failures_ = 0;
 };
 
 }  // namespace sidecar::runtime

@@ -48,9 +48,11 @@ asio::awaitable<bool> PrefixWatcher::snapshot() {
   // Large sets take longer than a unary call's usual deadline to read and ship.
   auto r = co_await client_.range(std::move(req), use_awaitable, std::chrono::seconds(30));
   if (!r.ok()) {
-    spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.error_message());
+    if (!snapshot_failing_) spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.error_message());
+    snapshot_failing_ = true;  // said once per outage, not once per retry
     co_return false;
   }
+  snapshot_failing_ = false;
   std::vector<core::KvInput> kvs;
   kvs.reserve(static_cast<size_t>(r.response.kvs_size()));
   for (auto& kv : *r.response.mutable_kvs()) {
@@ -95,15 +97,6 @@ asio::awaitable<void> PrefixWatcher::run() {
         stream_ = stream;
         ++stats_.watch_starts;
         while (auto resp = co_await stream->async_read(use_awaitable)) {
-          const auto& header = resp->header();
-          const auto resync = core::needs_resync(cluster_id_, stats_.revision, header.cluster_id(), header.revision());
-          if (resync != core::ResyncReason::kNone) {
-            spdlog::warn("watch {}: {} (header revision {}, ours {}); resyncing", prefix_, core::to_string(resync),
-                         header.revision(), stats_.revision);
-            need_snapshot_ = true;
-            stream->cancel();
-            break;
-          }
           if (resp->canceled()) {
             if (resp->compact_revision() > 0) {
               spdlog::warn("watch {}: revision {} was compacted (oldest kept {}); re-reading the prefix", prefix_,
@@ -112,6 +105,15 @@ asio::awaitable<void> PrefixWatcher::run() {
             } else {
               spdlog::warn("watch {}: canceled by etcd: {}", prefix_, resp->cancel_reason());
             }
+            stream->cancel();
+            break;
+          }
+          const auto& header = resp->header();
+          const auto resync = core::needs_resync(cluster_id_, stats_.revision, header.cluster_id(), header.revision());
+          if (resync != core::ResyncReason::kNone) {
+            spdlog::warn("watch {}: {} (header revision {}, ours {}); resyncing", prefix_, core::to_string(resync),
+                         header.revision(), stats_.revision);
+            need_snapshot_ = true;
             stream->cancel();
             break;
           }
@@ -144,8 +146,12 @@ asio::awaitable<void> PrefixWatcher::run() {
       if (!status.ok()) client_.report_failure(stream->endpoint(), status);
     }
     if (stopping_) break;
-    if (!reported_down && !need_snapshot_) {
-      spdlog::warn("watch {}: stream ended ({}); resuming after revision {}", prefix_,
+    // A lost stream may mean etcd was wiped or restored: a wiped single member comes back with the same
+    // cluster id and, once it has taken some writes, a revision past ours, so nothing in a header gives it
+    // away. Re-read the prefix on every reconnect; an unchanged set costs one Range and no file write.
+    need_snapshot_ = true;
+    if (!reported_down) {
+      spdlog::warn("watch {}: stream ended ({}); re-reading the prefix (last applied revision {})", prefix_,
                    status.ok() ? "closed" : status.error_message(), stats_.revision);
       reported_down = true;
     }

@@ -58,6 +58,7 @@ class PrefixWatcher {
   PrefixWatcherStats stats_;
   uint64_t cluster_id_ = 0;
   bool need_snapshot_ = true;
+  bool snapshot_failing_ = false;
   bool stopping_ = false;
 };
 

@@ -26,7 +26,7 @@ char proc_state(pid_t pid) {
 }
 
 // Double-quoted YAML scalar: test values may contain ':' or '#', which plain scalars would misread.
-std::string quoted(std::string_view text) {
+std::string yaml_quoted(std::string_view text) {
   std::string out = "\"";
   for (const char c : text) {
     if (c == '"' || c == '\\') out += '\\';
@@ -39,17 +39,17 @@ std::string quoted(std::string_view text) {
 
 std::string registration_manifest(const std::string& client_url, const std::vector<ServiceDef>& services,
                                   std::string_view ttl) {
-  std::string yaml = "etcd:\n  endpoints: [" + quoted(client_url) + "]\n";
+  std::string yaml = "etcd:\n  endpoints: [" + yaml_quoted(client_url) + "]\n";
   if (!ttl.empty()) yaml += "lease:\n  ttl: " + std::string(ttl) + "\n";
   yaml += "services:\n";
   for (const auto& s : services) {
-    yaml += "  - name: " + quoted(s.name) + "\n";
-    yaml += "    id: " + quoted(s.id) + "\n";
-    yaml += "    address: " + quoted(s.address) + "\n";
+    yaml += "  - name: " + yaml_quoted(s.name) + "\n";
+    yaml += "    id: " + yaml_quoted(s.id) + "\n";
+    yaml += "    address: " + yaml_quoted(s.address) + "\n";
     yaml += "    port: " + std::to_string(s.port) + "\n";
     if (!s.metadata.empty()) {
       yaml += "    metadata:\n";
-      for (const auto& [key, value] : s.metadata) yaml += "      " + key + ": " + quoted(value) + "\n";
+      for (const auto& [key, value] : s.metadata) yaml += "      " + key + ": " + yaml_quoted(value) + "\n";
     }
   }
   return yaml;
