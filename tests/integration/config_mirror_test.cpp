@@ -138,5 +138,28 @@ TEST_F(ConfigMirror, PrefixIsMirroredAsJsonObject) {
   ASSERT_TRUE(wait_for_json(out, json::object())) << "an emptied prefix is an empty object";
 }
 
+TEST_F(ConfigMirror, PrefixIsMirroredAsDirectoryOfFiles) {
+  const fs::path out = dir_ / "flags";
+  ASSERT_GT(client_->put("/config/flags/a", "1"), 0);
+  start_agent("  - prefix: /config/flags/\n    output: " + out.string() + "\n    format: dir\n");
+  ASSERT_TRUE(wait_for_content(out / "a", "1"));
+
+  // Nested keys become subdirectories; updates replace the file.
+  ASSERT_GT(client_->put("/config/flags/b/c", "2"), 0);
+  ASSERT_GT(client_->put("/config/flags/a", "3"), 0);
+  ASSERT_TRUE(wait_for_content(out / "b" / "c", "2"));
+  ASSERT_TRUE(wait_for_content(out / "a", "3"));
+
+  // A key that would escape the directory is skipped and reported; it never reaches the disk.
+  ASSERT_GT(client_->put("/config/flags/../escape", "x"), 0);
+  ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("is not a safe file name") == 1; }, 10s));
+  EXPECT_FALSE(fs::exists(dir_ / "escape"));
+
+  // A deleted key removes its file; the others stay.
+  ASSERT_EQ(client_->del("/config/flags/a"), 1);
+  ASSERT_TRUE(wait_until([&] { return !fs::exists(out / "a"); }, 10s));
+  EXPECT_EQ(read_file(out / "b" / "c"), "2");
+}
+
 }  // namespace
 }  // namespace sidecar::test
