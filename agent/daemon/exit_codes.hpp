@@ -9,6 +9,7 @@ inline constexpr int kExitFailure = 1;       // a second signal forced the exit 
 inline constexpr int kExitUsage = 64;        // EX_USAGE: bad command line
 inline constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: --dev could not start its local etcd
 inline constexpr int kExitSoftware = 70;     // EX_SOFTWARE: internal error
+inline constexpr int kExitAdminBind = 71;    // EX_OSERR: the admin endpoint could not listen (port in use)
 inline constexpr int kExitConfig = 78;       // EX_CONFIG: the manifest is invalid
 
 }  // namespace sidecar::daemon

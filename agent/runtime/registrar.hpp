@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/core/metrics.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/etcd/client.hpp"
 
@@ -38,6 +39,9 @@ class Registrar {
   asio::awaitable<void> stop(std::chrono::milliseconds budget);
 
   const core::Registration& state() const { return machine_; }
+  // Seconds from sending a keepalive to its answer (for /metrics).
+  const core::Histogram& keepalive_rtt() const { return keepalive_rtt_; }
+  std::chrono::seconds ttl() const { return ttl_; }
 
  private:
   asio::awaitable<void> tick_loop();
@@ -68,6 +72,7 @@ class Registrar {
   bool keepalive_write_pending_ = false;
   std::shared_ptr<etcd::WatchStream> watch_stream_;
   bool stopping_ = false;
+  core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
 
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
