@@ -311,6 +311,13 @@ TEST_F(AdminEndpoint, CanBeSwitchedOffInTheManifest) {
   EXPECT_FALSE(agent_->output_contains("admin endpoint listening"));
 }
 
+TEST_F(AdminEndpoint, EmptyAdminListenOnTheCommandLineSwitchesItOff) {
+  agent_ = AgentProcess::start(manifest(), {"--admin-listen", ""});
+  ASSERT_NE(agent_, nullptr);
+  ASSERT_TRUE(wait_until([&] { return client_->get(service_key(kApi)).has_value(); }, 10s));
+  EXPECT_FALSE(agent_->output_contains("admin endpoint listening"));
+}
+
 TEST_F(AdminEndpoint, BadAdminListenInTheManifestIsAConfigError) {
   agent_ = AgentProcess::start(manifest() + "admin:\n  listen: \"localhost:9464\"\n");
   ASSERT_NE(agent_, nullptr);
