@@ -33,7 +33,9 @@ Agent Agent::start(const BenchContext& ctx, const std::string& name, const std::
   options.extra_env = {{"STATE_DIRECTORY", (ctx.work_dir / "state").string()}};
   options.working_dir = ctx.work_dir;
   const auto spawned_at = Clock::now();
-  auto child = test::ChildProcess::spawn({SIDECAR_BINARY, "--manifest", manifest.string()}, options);
+  // An ephemeral admin port: a bench run must not collide with an agent (or test) holding 9464.
+  auto child = test::ChildProcess::spawn(
+      {SIDECAR_BINARY, "--manifest", manifest.string(), "--admin-listen", "127.0.0.1:0"}, options);
   if (!child) throw SectionFailed(std::string("cannot spawn ") + SIDECAR_BINARY);
   return Agent(std::move(*child), spawned_at);
 }

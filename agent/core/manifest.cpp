@@ -1,5 +1,6 @@
 #include "agent/core/manifest.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -165,7 +166,8 @@ Expansion expand_env(std::string_view text, const EnvLookup& env) {
 
 namespace {
 
-constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config"};
+constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config", "admin"};
+constexpr std::string_view kAdminKeys[] = {"listen", "enabled"};
 constexpr std::string_view kEtcdKeys[] = {"endpoints", "prefix", "dial_timeout", "request_timeout"};
 constexpr std::string_view kLeaseKeys[] = {"ttl"};
 constexpr std::string_view kServiceKeys[] = {"name", "id", "address", "port", "metadata", "value_format"};
@@ -650,6 +652,7 @@ class Parser {
     if (const Entry* e = top->get("services")) parse_services(*e);
     if (const Entry* e = top->get("discover")) parse_discover(*e);
     if (const Entry* e = top->get("config")) parse_config(*e);
+    if (const Entry* e = top->get("admin")) parse_admin(*e);
 
     // Judged on what was written, not on what survived parsing, so a broken section is not also "nothing to do".
     const auto written = [&](std::string_view key) {
@@ -713,6 +716,36 @@ class Parser {
     }
     if (const Entry* e = map->get("request_timeout")) {
       if (const auto d = positive_duration(*e, join_path(path, "request_timeout"))) etcd.request_timeout = *d;
+    }
+  }
+
+  void parse_admin(const Entry& section) {
+    const std::string path = "admin";
+    const std::optional<MapView> map = open_map(section.value, path, kAdminKeys);
+    if (!map) return;
+    AdminSpec& admin = manifest_.admin;
+    admin.where = location(section.value);
+    if (const Entry* e = map->find("listen"); e != nullptr) {
+      const std::string field = join_path(path, "listen");
+      // `listen: ""` (or `listen:` with nothing) is the short way to switch the endpoint off.
+      if (e->value.IsNull()) {
+        admin.enabled = false;
+      } else if (const std::optional<std::string> value = text(*e, field, Need::kOptional, "an address")) {
+        if (value->empty()) {
+          admin.enabled = false;
+        } else {
+          ListenAddress listen = parse_listen_address(*value);
+          if (!listen.error.empty()) {
+            error(e->value, field, listen.error);
+          } else {
+            admin.host = std::move(listen.host);
+            admin.port = listen.port;
+          }
+        }
+      }
+    }
+    if (const Entry* e = map->get("enabled")) {
+      if (const auto on = boolean(*e, join_path(path, "enabled")); on && !*on) admin.enabled = false;
     }
   }
 
@@ -1019,6 +1052,41 @@ class Parser {
 };
 
 }  // namespace
+
+ListenAddress parse_listen_address(std::string_view text) {
+  const auto bad = [&](const std::string& why) {
+    return ListenAddress{"", 0, "invalid listen address '" + std::string(text) + "': " + why +
+                                    " (expected ip:port, e.g. 127.0.0.1:9464 or [::1]:9464)"};
+  };
+  std::string host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return bad("unterminated '[' in IPv6 address");
+    host = std::string(text.substr(1, close - 1));
+    const std::string_view after = text.substr(close + 1);
+    if (after.empty() || after.front() != ':') return bad("missing port");
+    port = after.substr(1);
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, host.c_str(), &v6) != 1) return bad("'" + host + "' is not an IPv6 address");
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing port");
+    host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (host.empty()) return bad("missing host (use 0.0.0.0 to listen on every interface)");
+    if (host.find(':') != std::string::npos) return bad("IPv6 addresses must be written in brackets");
+    // An IP literal only: resolving a name at start would make the bind depend on DNS.
+    in_addr v4{};
+    if (::inet_pton(AF_INET, host.c_str(), &v4) != 1) return bad("'" + host + "' is not an IPv4 address");
+  }
+  unsigned number = 0;
+  const auto [stop, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || ec != std::errc() || stop != port.data() + port.size() || number > 65535) {
+    return bad("port must be a number between 0 and 65535");
+  }
+  return ListenAddress{std::move(host), static_cast<uint16_t>(number), ""};
+}
 
 ParseResult parse_manifest(std::string_view text, std::string_view source_name, const EnvLookup& env) {
   return Parser(source_name, env).parse(text);

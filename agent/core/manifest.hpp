@@ -80,6 +80,22 @@ struct EtcdSpec {
   Duration request_timeout{1000};              // `request_timeout:` deadline of every unary call
 };
 
+// `admin: {listen: "127.0.0.1:9464", enabled: true}`: the HTTP admin endpoint (health, metrics, status).
+struct AdminSpec {
+  bool enabled = true;                         // `enabled: false` or `listen: ""` switches it off
+  std::string host = "127.0.0.1";              // an IP literal; loopback by default (it is unauthenticated)
+  uint16_t port = 9464;                        // 0: any free port (the bound one is logged)
+  SourceLocation where;
+};
+
+// A parsed "host:port" / "[v6]:port" listen address; `error` is set instead when the text is not one.
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+  std::string error;
+};
+ListenAddress parse_listen_address(std::string_view text);
+
 struct Manifest {
   std::string source;                          // file name the manifest was read from
   EtcdSpec etcd;
@@ -87,6 +103,7 @@ struct Manifest {
   std::vector<ServiceSpec> services;
   std::vector<DiscoverSpec> discover;
   std::vector<ConfigSpec> config;
+  AdminSpec admin;
 
   // Key of a service: "<etcd.prefix>/<name>/<id>".
   std::string key_of(const ServiceSpec& s) const { return etcd.prefix + "/" + s.name + "/" + s.id; }

@@ -20,7 +20,10 @@
 #include "agent/daemon/exit_codes.hpp"
 #include "agent/daemon/lease_state_file.hpp"
 #include "agent/daemon/sd_notify.hpp"
+#include "agent/daemon/snapshot.hpp"
+#include "agent/daemon/watchdog.hpp"
 #include "agent/etcd/client.hpp"
+#include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/coro.hpp"
 #include "agent/runtime/config_mirror.hpp"
 #include "agent/runtime/discovery.hpp"
@@ -50,10 +53,14 @@ void print_dev_banner(const core::Manifest& m) {
 asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, etcd::Client* client,
                                         std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
                                         std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors,
-                                        asio::steady_timer* hard_stop, asio::signal_set* signals) {
+                                        asio::steady_timer* hard_stop, asio::signal_set* signals,
+                                        runtime::AdminServer* admin, Watchdog* watchdog) {
   for (auto& d : *discoveries) d->stop();
   for (auto& m : *mirrors) m->stop();
   if (registrar) co_await registrar->stop(kRevokeBudget);
+  // The admin endpoint answers (readyz 503) until deregistration is done, then goes with the loop.
+  if (admin) admin->stop();
+  if (watchdog) watchdog->stop();
   client->shutdown();
   hard_stop->cancel();
   signals->cancel();
@@ -64,7 +71,7 @@ asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, etcd::Cli
 void handover(runtime::Registrar* registrar, etcd::Client* client,
               std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
               std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors, asio::steady_timer* hard_stop,
-              asio::signal_set* signals, bool recorded) {
+              asio::signal_set* signals, runtime::AdminServer* admin, Watchdog* watchdog, bool recorded) {
   for (auto& d : *discoveries) d->stop();
   for (auto& m : *mirrors) m->stop();
   if (registrar) {
@@ -77,6 +84,8 @@ void handover(runtime::Registrar* registrar, etcd::Client* client,
                    "lease and these keys expire with this one", core::lease_to_hex(lease));
     }
   }
+  if (admin) admin->stop();
+  if (watchdog) watchdog->stop();
   client->shutdown();
   hard_stop->cancel();
   signals->cancel();
@@ -108,6 +117,9 @@ int run_agent(AgentOptions options) {
   }
 
   asio::io_context io(1);
+  const double start_time_unix =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  bool shutting_down = false;
   // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
   asio::thread_pool writer(1);
 
@@ -119,6 +131,20 @@ int run_agent(AgentOptions options) {
   if (!client) {
     spdlog::error("{}: etcd.endpoints: {}", manifest.source, error);
     return kExitConfig;
+  }
+
+  // Bound before anything touches etcd: a taken port fails the start without registering anything.
+  std::unique_ptr<runtime::AdminServer> admin;
+  if (manifest.admin.enabled) {
+    runtime::AdminServerOptions admin_options;
+    admin_options.host = manifest.admin.host;
+    admin_options.port = manifest.admin.port;
+    admin = runtime::AdminServer::bind(io, admin_options, {}, &error);
+    if (!admin) {
+      spdlog::error("admin endpoint: cannot listen on {} (set admin.listen in {}, or admin.enabled: false)", error,
+                    manifest.source);
+      return kExitAdminBind;
+    }
   }
 
   std::vector<core::DesiredKey> keys;
@@ -175,8 +201,28 @@ int run_agent(AgentOptions options) {
     mirrors.back()->start();
   }
 
+  if (admin) {
+    SnapshotSources sources;
+    sources.manifest = &manifest;
+    sources.registrar = registrar.get();
+    sources.discoveries = &discoveries;
+    sources.mirrors = &mirrors;
+    sources.shutting_down = &shutting_down;
+    sources.config = read_config_version(manifest.source);
+    sources.start_time_unix = start_time_unix;
+    sources.version = SIDECAR_VERSION;
+    admin->handlers().snapshot = [sources] { return collect_snapshot(sources); };
+    // handlers().drain stays unset (POST /v1/drain answers 501) until the health-check layer provides drain;
+    // handlers().metric_collectors / status_decorators are where check results go.
+    admin->start();
+  }
+  std::unique_ptr<Watchdog> watchdog;
+  if (const auto interval = Watchdog::interval_from_env()) {
+    watchdog = std::make_unique<Watchdog>(io, *interval);
+    watchdog->start();
+  }
+
   int exit_code = kExitOk;
-  bool shutting_down = false;
   asio::steady_timer hard_stop(io);
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   signals.add(SIGQUIT);
@@ -199,7 +245,8 @@ int run_agent(AgentOptions options) {
     if (signo == SIGQUIT) {
       sd_notify("STOPPING=1");
       exit_code = kExitHandover;
-      handover(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals, lease_recorded);
+      handover(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals, admin.get(),
+               watchdog.get(), lease_recorded);
       return;
     }
     spdlog::info("{} received: deregistering", strsignal(signo));
@@ -211,7 +258,8 @@ int run_agent(AgentOptions options) {
       spdlog::warn("shutdown took longer than {} ms; stopping the loop", kHardStop.count());
       io.stop();
     });
-    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals));
+    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals,
+                                                          admin.get(), watchdog.get()));
   };
   signals.async_wait(on_signal);
 

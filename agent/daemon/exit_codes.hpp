@@ -12,6 +12,7 @@ inline constexpr int kExitSoftware = 70;     // EX_SOFTWARE: internal error
 // EX_TEMPFAIL: SIGQUIT handover — the lease and keys were left for a successor. The unit lists it in
 // RestartForceExitStatus=, so systemd starts the (upgraded) binary at once and it adopts the lease.
 inline constexpr int kExitHandover = 75;
+inline constexpr int kExitAdminBind = 71;    // EX_OSERR: the admin endpoint could not listen (port in use)
 inline constexpr int kExitConfig = 78;       // EX_CONFIG: the manifest is invalid
 
 }  // namespace sidecar::daemon

@@ -1,16 +1,18 @@
 // Entry point: parses the command line, loads the manifest, and hands over to run_agent.
-// Exit codes: 0 ok, 64 usage, 69 --dev etcd unavailable, 75 SIGQUIT handover, 78 invalid manifest.
-#include <spdlog/sinks/stdout_color_sinks.h>
+// Exit codes: 0 ok, 64 usage, 69 --dev etcd unavailable, 71 admin endpoint cannot listen, 75 SIGQUIT
+// handover, 78 invalid manifest.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <optional>
 
 #include "agent/core/manifest.hpp"
 #include "agent/daemon/agent.hpp"
 #include "agent/daemon/dev_etcd.hpp"
 #include "agent/daemon/exit_codes.hpp"
 #include "agent/daemon/lease_state_file.hpp"
+#include "agent/daemon/logging.hpp"
 
 #ifndef SIDECAR_VERSION
 #define SIDECAR_VERSION "0.0.0"
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   bool version = false;
   std::string log_level = "info";
   std::string state_dir;
+  std::string log_format = "text";
+  std::string admin_listen_text;
   app.add_option("-m,--manifest", manifest_path, "service manifest (YAML)");
   app.add_flag("--check", check, "validate the manifest and exit without touching etcd");
   app.add_flag("--dev", dev, "when no configured etcd answers, start a throwaway local one on loopback");
@@ -34,6 +38,11 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir,
                  "where the lease is recorded for a restart without a gap (default: $STATE_DIRECTORY, "
                  "else /var/lib/etcd-sidecar; with --dev and no etcd: not recorded)");
+  app.add_option("--log-format", log_format,
+                 "text (journald priority prefixes when JOURNAL_STREAM is set) or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  CLI::Option* admin_listen_opt = app.add_option("--admin-listen", admin_listen_text,
+                 "admin endpoint address, overriding the manifest's admin.listen (\"\" switches it off)");
   app.add_flag("-V,--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -52,10 +61,17 @@ int main(int argc, char** argv) {
     return daemon::kExitUsage;
   }
 
-  auto logger = spdlog::stderr_color_mt("etcd-sidecar");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  std::optional<std::string> admin_listen;
+  if (admin_listen_opt->count() > 0) admin_listen = admin_listen_text;
+  core::ListenAddress admin_override;
+  if (admin_listen && !admin_listen->empty()) {
+    admin_override = core::parse_listen_address(*admin_listen);
+    if (!admin_override.error.empty()) {
+      std::cerr << "etcd-sidecar: --admin-listen: " << admin_override.error << std::endl;
+      return daemon::kExitUsage;
+    }
+  }
+  daemon::setup_logging(log_format == "json" ? daemon::LogFormat::kJson : daemon::LogFormat::kText, log_level);
 
   auto parsed = core::load_manifest(manifest_path, core::process_env());
   for (const auto& w : parsed.warnings) spdlog::warn("{}", w);
@@ -65,6 +81,13 @@ int main(int argc, char** argv) {
     return daemon::kExitConfig;
   }
   core::Manifest manifest = std::move(*parsed.manifest);
+  if (admin_listen) {
+    manifest.admin.enabled = !admin_listen->empty();
+    if (manifest.admin.enabled) {
+      manifest.admin.host = admin_override.host;
+      manifest.admin.port = admin_override.port;
+    }
+  }
   if (check) {
     std::cout << manifest_path << ": OK (" << manifest.services.size() << " service(s), " << manifest.discover.size()
               << " discovery(ies), " << manifest.config.size() << " config mirror(s))" << std::endl;

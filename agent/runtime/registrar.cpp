@@ -225,6 +225,7 @@ asio::awaitable<void> Registrar::keepalive_loop() {
         if (keepalive_sent_.empty()) continue;  // an answer we did not ask for on this stream
         const TimePoint sent_at = keepalive_sent_.front();
         keepalive_sent_.pop_front();
+        keepalive_rtt_.observe(std::chrono::duration<double>(now() - sent_at).count());
         apply(machine_.on_keepalive_ack(resp->id(), resp->ttl(), sent_at, now()));
       }
       keepalive_stream_.reset();

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/core/metrics.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/etcd/client.hpp"
 
@@ -45,6 +46,9 @@ class Registrar {
   int64_t abandon();
 
   const core::Registration& state() const { return machine_; }
+  // Seconds from sending a keepalive to its answer (for /metrics).
+  const core::Histogram& keepalive_rtt() const { return keepalive_rtt_; }
+  std::chrono::seconds ttl() const { return ttl_; }
 
  private:
   asio::awaitable<void> adopt_or_grant(int64_t lease);
@@ -79,6 +83,7 @@ class Registrar {
   std::shared_ptr<etcd::WatchStream> watch_stream_;
   bool stopping_ = false;
   int64_t reported_lease_ = 0;
+  core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
 
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "tests/support/admin_client.hpp"
 #include "tests/support/wait.hpp"
 
 #ifndef SIDECAR_BINARY
@@ -80,6 +81,7 @@ std::unique_ptr<AgentProcess> AgentProcess::start(std::string_view manifest_yaml
 
   std::vector<std::string> argv = {SIDECAR_BINARY, "--manifest", agent->manifest_path_.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  add_admin_listen_default(argv, manifest_yaml);
   ChildProcess::Options options;
   // The lease state file goes to the test's own directory, never to /var/lib/etcd-sidecar.
   options.extra_env = {{"STATE_DIRECTORY", (agent->dir() / "state").string()}};

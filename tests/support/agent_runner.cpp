@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "tests/support/admin_client.hpp"
 #include "tests/support/wait.hpp"
 
 #ifndef SIDECAR_BINARY
@@ -36,6 +37,7 @@ std::optional<AgentRunner> AgentRunner::start(const std::filesystem::path& dir, 
   if (!write_file(manifest, manifest_yaml)) return std::nullopt;
   std::vector<std::string> argv = {SIDECAR_BINARY, "--manifest", manifest.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  add_admin_listen_default(argv, manifest_yaml);
   ChildProcess::Options options;
   // The lease state file goes to the test's own directory, never to /var/lib/etcd-sidecar. Two runners
   // with the same dir and name share it: that is how a restart-without-gap test starts the successor.

@@ -1,0 +1,119 @@
+#include "agent/daemon/snapshot.hpp"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+
+namespace sidecar::daemon {
+
+namespace {
+
+const char* lease_state_name(core::Registration::LeaseState state) {
+  switch (state) {
+    case core::Registration::LeaseState::kNone: return "none";
+    case core::Registration::LeaseState::kGranting: return "granting";
+    case core::Registration::LeaseState::kAlive: return "alive";
+  }
+  return "none";
+}
+
+void add_output(core::WatchSnapshot& w, const runtime::PrefixWatcherStats& watch,
+                const runtime::FileOutputStats& out) {
+  w.synced = watch.synced;
+  w.revision = watch.revision;
+  w.watch_starts = watch.watch_starts;
+  w.resyncs = watch.resyncs;
+  w.writes = out.writes;
+  w.write_failures = out.write_failures;
+  w.check_failures = out.check_failures;
+  w.on_change_runs = out.on_change_runs;
+  w.on_change_failures = out.on_change_failures;
+  w.last_error = out.last_error;
+}
+
+}  // namespace
+
+core::AgentSnapshot collect_snapshot(const SnapshotSources& src) {
+  core::AgentSnapshot s;
+  s.version = src.version;
+  s.start_time_unix = src.start_time_unix;
+  s.shutting_down = src.shutting_down != nullptr && *src.shutting_down;
+  s.config = src.config;
+  const core::Manifest& m = *src.manifest;
+  s.lease.ttl_seconds = std::chrono::duration_cast<std::chrono::seconds>(m.lease_ttl).count();
+
+  if (src.registrar != nullptr) {
+    const core::Registration& reg = src.registrar->state();
+    s.lease.id = reg.lease();
+    s.lease.state = lease_state_name(reg.lease_state());
+    s.lease.grants = reg.leases_granted();
+    s.lease.losses = reg.leases_lost();
+    s.lease.keys_restored = reg.keys_restored();
+    if (const auto deadline = reg.lease_deadline(); deadline && reg.lease_state() == core::Registration::LeaseState::kAlive) {
+      const double left = std::chrono::duration<double>(*deadline - core::SteadyClock::now()).count();
+      s.lease.remaining_seconds = left > 0 ? left : 0;
+    }
+    s.lease.keepalive_rtt = src.registrar->keepalive_rtt().sample();
+    // The registrar's keys are the manifest's services, in order (run_agent builds them that way).
+    for (size_t i = 0; i < m.services.size() && i < reg.key_count(); ++i) {
+      core::ServiceSnapshot svc;
+      svc.name = m.services[i].name;
+      svc.id = m.services[i].id;
+      svc.key = reg.desired(i).key;
+      svc.state = core::to_string(reg.key_state(i));
+      svc.conflict_lease = reg.conflict_lease(i);
+      s.services.push_back(std::move(svc));
+    }
+  } else {
+    s.lease.keepalive_rtt = core::Histogram(core::latency_buckets_seconds()).sample();
+  }
+
+  if (src.discoveries != nullptr) {
+    for (const auto& d : *src.discoveries) {
+      core::WatchSnapshot w;
+      w.kind = "discover";
+      w.name = d->spec().service;
+      w.prefix = m.etcd.prefix + "/" + d->spec().service + "/";
+      w.output = d->spec().output;
+      add_output(w, d->watch_stats(), d->output_stats());
+      w.count = d->stats().instances;
+      w.invalid = d->stats().invalid;
+      w.invalid_values_total = d->stats().invalid_values_total;
+      s.watches.push_back(std::move(w));
+    }
+  }
+  if (src.mirrors != nullptr) {
+    for (const auto& c : *src.mirrors) {
+      core::WatchSnapshot w;
+      w.kind = "config";
+      w.name = c->spec().key.empty() ? c->spec().prefix : c->spec().key;
+      w.prefix = w.name;
+      w.output = c->spec().output;
+      add_output(w, c->watch_stats(), c->output_stats());
+      if (c->spec().key.empty() && c->spec().format == "dir") {
+        // One file per key: the directory writer keeps its own counts.
+        w.writes = c->dir_writes();
+        w.write_failures = c->dir_failures();
+      }
+      w.count = c->keys();
+      s.watches.push_back(std::move(w));
+    }
+  }
+  return s;
+}
+
+core::ConfigVersion read_config_version(const std::string& path) {
+  core::ConfigVersion v;
+  v.path = path;
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    v.hash = core::content_hash(bytes);
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) v.mtime_unix = static_cast<int64_t>(st.st_mtime);
+  return v;
+}
+
+}  // namespace sidecar::daemon

@@ -1,0 +1,34 @@
+// Owns: gathering the agent's live objects (registrar, discoveries, config mirrors) into a core::AgentSnapshot
+// for the admin endpoint.
+// Thread: io_context thread: it reads state that only that thread writes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/core/agent_status.hpp"
+#include "agent/core/manifest.hpp"
+#include "agent/runtime/config_mirror.hpp"
+#include "agent/runtime/discovery.hpp"
+#include "agent/runtime/registrar.hpp"
+
+namespace sidecar::daemon {
+
+struct SnapshotSources {
+  const core::Manifest* manifest = nullptr;
+  const runtime::Registrar* registrar = nullptr;  // null when the manifest registers nothing
+  const std::vector<std::unique_ptr<runtime::Discovery>>* discoveries = nullptr;
+  const std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors = nullptr;
+  const bool* shutting_down = nullptr;
+  core::ConfigVersion config;
+  double start_time_unix = 0;
+  std::string version;
+};
+
+core::AgentSnapshot collect_snapshot(const SnapshotSources& sources);
+
+// Hash and mtime of the manifest file as it is on disk now; empty hash when it cannot be read.
+core::ConfigVersion read_config_version(const std::string& path);
+
+}  // namespace sidecar::daemon
