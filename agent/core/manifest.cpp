@@ -948,6 +948,10 @@ class Parser {
       return std::nullopt;
     }
     if (types.size() > 1) {
+      // Point at the second one written, whatever the order of kCheckTypes.
+      std::sort(types.begin(), types.end(), [&](const Entry* a, const Entry* b) {
+        return location(a->key_node).line < location(b->key_node).line;
+      });
       error(types[1]->key_node, path,
             "has more than one check type (" + types[0]->key + " and " + types[1]->key + "); use one per check");
       return std::nullopt;
