@@ -192,7 +192,9 @@ asio::awaitable<ProbeResult> CheckRunner::probe_exec() {
   ProbeResult result;
   result.passed = r.ok();
   result.output = r.describe();
-  if (!r.output.empty()) result.output += ": " + r.output;
+  std::string output = r.output;
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+  if (!output.empty()) result.output += ": " + output;
   co_return result;
 }
 
