@@ -323,6 +323,50 @@ TEST_F(HealthChecks, FailingCheckRemovesOnlyItsOwnServiceKey) {
   EXPECT_EQ(client_->get(db.key())->lease, db_kv->lease);
 }
 
+TEST_F(HealthChecks, WithdrawalThatCannotReachEtcdGoesThroughWhenItIsBack) {
+  TcpListener tcp;
+  ASSERT_TRUE(tcp.is_open());
+  const Svc db{"db", "db-1",
+               "      - tcp: 127.0.0.1:" + std::to_string(tcp.port()) + "\n        interval: 100ms\n"
+               "        timeout: 80ms\n        rise: 1\n        fall: 1\n"};
+  AgentProcess& agent = start_agent({db}, "");
+  const auto kv = wait_present(db.key());
+  ASSERT_TRUE(kv.has_value());
+
+  ASSERT_TRUE(etcd_->sigstop());
+  tcp.close();
+  // The check falls while etcd cannot answer: the delete times out and is retried with backoff.
+  const bool retried = agent.wait_for_output("cannot delete withdrawn " + db.key(), 5s);
+  ASSERT_TRUE(etcd_->sigcont());
+  ASSERT_TRUE(retried);
+  const auto thawed_at = Clock::now();
+  ASSERT_TRUE(wait_absent(db.key()));
+  report("etcd back -> withdrawn key deleted", ms_between(thawed_at, Clock::now()));
+  EXPECT_GT(client_->lease_ttl(kv->lease).ttl, 0) << "the lease survived the freeze";
+}
+
+TEST_F(HealthChecks, WithdrawnKeyWrittenByAnotherClientIsLeftAlone) {
+  const Svc web{"web", "web-1", ""};
+  const Svc sick{"sick", "sick-1", "      - exec: [\"/bin/false\"]\n        interval: 100ms\n"};
+  AgentProcess& agent = start_agent({web, sick});
+  const auto web_kv = wait_present(web.key());
+  ASSERT_TRUE(web_kv.has_value());
+
+  // Someone writes the withdrawn key by hand: neither restored (it is withdrawn) nor deleted (not ours).
+  const std::int64_t manual_revision = client_->put(sick.key(), "manual");
+  ASSERT_GT(manual_revision, 0);
+  // The own-key watch delivers events in revision order: once the agent has put back web's key, deleted
+  // after the manual write, it has seen the manual write too.
+  ASSERT_EQ(client_->del(web.key()), 1);
+  ASSERT_TRUE(wait_present(web.key()).has_value());
+  const auto manual = client_->get(sick.key());
+  ASSERT_TRUE(manual.has_value());
+  EXPECT_EQ(manual->value, "manual");
+  EXPECT_EQ(manual->lease, 0);
+  EXPECT_EQ(manual->mod_revision, manual_revision);
+  EXPECT_EQ(agent.output().find("withdrew " + sick.key()), std::string::npos);
+}
+
 // ------------------------------------------------------------------------------------------------ initial_status
 
 TEST_F(HealthChecks, InitialStatusCriticalWaitsForChecksAndPassingRegistersAtOnce) {
