@@ -30,6 +30,7 @@ Agent Agent::start(const BenchContext& ctx, const std::string& name, const std::
   if (!test::write_file(manifest, manifest_yaml)) throw SectionFailed("cannot write " + manifest.string());
   test::ChildProcess::Options options;
   options.output_path = ctx.work_dir / (name + ".log");
+  options.extra_env = {{"STATE_DIRECTORY", (ctx.work_dir / "state").string()}};
   options.working_dir = ctx.work_dir;
   const auto spawned_at = Clock::now();
   auto child = test::ChildProcess::spawn({SIDECAR_BINARY, "--manifest", manifest.string()}, options);

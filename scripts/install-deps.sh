@@ -26,6 +26,23 @@ readonly PACKAGES=(
   etcd-client
 )
 
+# The interop test runs a real app on the `etcd3` npm library. A machine that already has node and npm
+# (e.g. from NodeSource) keeps them; otherwise Debian's packages provide them.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
+
+# npm packages of the interop test app, pinned by its package-lock.json. No install scripts run.
+install_npm_deps() {
+  local app
+  app="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/interop/etcd3-node"
+  if [[ -d "$app/node_modules/etcd3" && "$app/node_modules/.package-lock.json" -nt "$app/package-lock.json" ]]; then
+    return 0
+  fi
+  echo "install-deps: npm ci in $app"
+  (cd "$app" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+}
+
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
@@ -36,6 +53,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  install_npm_deps
   exit 0
 fi
 
@@ -54,3 +72,4 @@ fi
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y --no-install-recommends "${missing[@]}"
+install_npm_deps

@@ -74,6 +74,39 @@ Actions Registration::on_lease_granted(int64_t lease, std::chrono::seconds grant
   return out;
 }
 
+Actions Registration::adopt_lease(int64_t lease, std::chrono::seconds granted_ttl, std::chrono::seconds remaining,
+                                  TimePoint sent_at, TimePoint now) {
+  Actions out;
+  if (lease_state_ == LeaseState::kAlive) return out;  // only instead of a first grant
+  lease_state_ = LeaseState::kAlive;
+  lease_ = lease;
+  granted_ttl_ = granted_ttl.count() > 0 ? granted_ttl : options_.ttl;
+  lease_deadline_ = sent_at + remaining;
+  // A keepalive at once: the lease may have aged for most of its TTL while no process held it.
+  next_keepalive_ = now;
+  out.keepalive = lease_;
+  grant_retry_at_.reset();
+  grant_backoff_.reset();
+  out.notes.push_back({LogNote::Level::kInfo, "lease " + lease_hex() + " adopted from the previous process, " +
+                                                  fmt_seconds(remaining) + " of " + fmt_seconds(granted_ttl_) +
+                                                  " left"});
+  // The first Txn (create-if-absent) fails on a key that is still there and reports what it holds: our
+  // value on this lease is registered as is; anything else is handled as after any other write.
+  // A withdrawn key is not re-asserted; if the previous process left it on this lease, the own-key watch's
+  // first read finds it there and deletes it.
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i].published) schedule_write(i, 0, out);
+  }
+  check_ready(out);
+  return out;
+}
+
+void Registration::remember_lease(int64_t lease) {
+  if (lease == 0 || is_own_lease(lease)) return;
+  old_leases_.push_front(lease);
+  if (old_leases_.size() > kRememberedLeases) old_leases_.pop_back();
+}
+
 Actions Registration::on_lease_grant_failed(const std::string& error, TimePoint now, double random01) {
   Actions out;
   if (lease_state_ != LeaseState::kGranting) return out;

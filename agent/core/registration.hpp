@@ -118,6 +118,15 @@ class Registration {
   // `random01` is a uniform draw from [0,1) for backoff jitter, injected for determinism.
   Actions start(TimePoint now);
   Actions on_lease_granted(int64_t lease, std::chrono::seconds granted_ttl, TimePoint sent_at, TimePoint now);
+  // Restart without a gap: a lease a previous process of this agent left behind (crash, kill -9, SIGQUIT
+  // handover) that etcd still holds, `remaining` seconds of it left at `sent_at` (LeaseTimeToLive's answer).
+  // It is kept alive from here on, and the keys on it are re-asserted, not re-created: a key that already
+  // holds our value on this lease counts as registered without a write, so watchers see no event at all.
+  Actions adopt_lease(int64_t lease, std::chrono::seconds granted_ttl, std::chrono::seconds remaining,
+                      TimePoint sent_at, TimePoint now);
+  // A lease of a previous process that is not adopted (etcd could not confirm it): keys still on it are
+  // treated as ours and moved to the new lease instead of being taken for another agent's.
+  void remember_lease(int64_t lease);
   Actions on_lease_grant_failed(const std::string& error, TimePoint now, double random01);
   // An answer on the keepalive stream. `sent_at` is when the matching request was sent: the lease is
   // counted alive until sent_at + TTL, never receive time + TTL (the server may have aged it meanwhile).

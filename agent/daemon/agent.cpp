@@ -14,11 +14,13 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "agent/core/instance.hpp"
 #include "agent/output/render.hpp"
 #include "agent/daemon/exit_codes.hpp"
+#include "agent/daemon/lease_state_file.hpp"
 #include "agent/daemon/sd_notify.hpp"
 #include "agent/etcd/client.hpp"
 #include "agent/runtime/coro.hpp"
@@ -86,6 +88,29 @@ asio::awaitable<void> drain_then(runtime::Registrar* registrar, runtime::HealthM
   then();
 }
 
+// SIGQUIT: exit for an upgrade. Nothing is deregistered: the lease (recorded in the state file) and its keys
+// stay in etcd, alive for up to one TTL, and the next process adopts them.
+void handover(runtime::Registrar* registrar, etcd::Client* client,
+              std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
+              std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors, asio::steady_timer* hard_stop,
+              asio::signal_set* signals, bool recorded) {
+  for (auto& d : *discoveries) d->stop();
+  for (auto& m : *mirrors) m->stop();
+  if (registrar) {
+    const int64_t lease = registrar->abandon();
+    if (lease != 0 && recorded) {
+      spdlog::info("SIGQUIT: leaving lease {} and {} key(s) in etcd for the next process", core::lease_to_hex(lease),
+                   registrar->state().key_count());
+    } else if (lease != 0) {
+      spdlog::warn("SIGQUIT: lease {} is not recorded in a state file; the next process registers on a new "
+                   "lease and these keys expire with this one", core::lease_to_hex(lease));
+    }
+  }
+  client->shutdown();
+  hard_stop->cancel();
+  signals->cancel();
+}
+
 }  // namespace
 
 int run_agent(AgentOptions options) {
@@ -138,10 +163,28 @@ int run_agent(AgentOptions options) {
     sd_notify("READY=1\nSTATUS=registered " + std::to_string(keys.size()) + " key(s)");
     if (options.dev) print_dev_banner(manifest);
   };
+  // Restart without a gap: the lease is recorded per manifest; a process started after a crash, kill -9 or
+  // SIGQUIT adopts it. The file is only touched on the writer thread (FIFO), so a late record cannot follow
+  // the removal after a clean stop.
+  std::optional<LeaseStateFile> state_file;
+  std::optional<int64_t> previous_lease;
+  bool lease_recorded = false;
+  if (!keys.empty() && !options.state_dir.empty()) {
+    state_file.emplace(options.state_dir, manifest.source, manifest.etcd.endpoints);
+    previous_lease = state_file->read_previous();
+  }
+  auto on_lease = [&](int64_t lease) {
+    if (!state_file) return;
+    asio::post(writer, [&state_file, &io, &lease_recorded, lease] {
+      const bool ok = state_file->record(lease);
+      asio::post(io, [&lease_recorded, ok] { lease_recorded = ok; });
+    });
+  };
   std::unique_ptr<runtime::Registrar> registrar;
   if (!keys.empty()) {
-    registrar = std::make_unique<runtime::Registrar>(io, *client, keys, reg_options, runtime::RegistrarHooks{on_ready});
-    registrar->start();
+    registrar = std::make_unique<runtime::Registrar>(io, *client, keys, reg_options,
+                                                     runtime::RegistrarHooks{on_ready, on_lease});
+    registrar->start(previous_lease);
   } else {
     on_ready();
   }
@@ -173,6 +216,7 @@ int run_agent(AgentOptions options) {
   asio::steady_timer hard_stop(io);
   asio::steady_timer drain_delay(io);
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGQUIT);
   signals.add(SIGUSR1);
   signals.add(SIGUSR2);
   // Arms the backstop and deregisters; with a drain delay this runs once the delay is over, so the
@@ -214,6 +258,13 @@ int run_agent(AgentOptions options) {
     }
     shutting_down = true;
     signals.async_wait(on_signal);  // listen for the second one
+    if (signo == SIGQUIT) {
+      sd_notify("STOPPING=1");
+      exit_code = kExitHandover;
+      health.stop();  // its loops would keep the io_context running
+      handover(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals, lease_recorded);
+      return;
+    }
     sd_notify("STOPPING=1");
     if (registrar && manifest.drain_delay.count() > 0) {
       spdlog::info("{} received: withdrawing keys, then deregistering after drain_delay {} ms (send it again to exit at once)",
@@ -228,6 +279,8 @@ int run_agent(AgentOptions options) {
   signals.async_wait(on_signal);
 
   io.run();
+  // After a clean deregistration the recorded lease is revoked: nothing for a successor to adopt.
+  if (state_file && exit_code == kExitOk) asio::post(writer, [&state_file] { state_file->remove(); });
   writer.join();
   (void)ready;
   return exit_code;

@@ -1,5 +1,5 @@
 // Entry point: parses the command line, loads the manifest, and hands over to run_agent.
-// Exit codes: 0 ok, 64 usage, 69 --dev etcd unavailable, 78 invalid manifest.
+// Exit codes: 0 ok, 64 usage, 69 --dev etcd unavailable, 75 SIGQUIT handover, 78 invalid manifest.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +10,7 @@
 #include "agent/daemon/agent.hpp"
 #include "agent/daemon/dev_etcd.hpp"
 #include "agent/daemon/exit_codes.hpp"
+#include "agent/daemon/lease_state_file.hpp"
 
 #ifndef SIDECAR_VERSION
 #define SIDECAR_VERSION "0.0.0"
@@ -24,11 +25,15 @@ int main(int argc, char** argv) {
   bool dev = false;
   bool version = false;
   std::string log_level = "info";
+  std::string state_dir;
   app.add_option("-m,--manifest", manifest_path, "service manifest (YAML)");
   app.add_flag("--check", check, "validate the manifest and exit without touching etcd");
   app.add_flag("--dev", dev, "when no configured etcd answers, start a throwaway local one on loopback");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--state-dir", state_dir,
+                 "where the lease is recorded for a restart without a gap (default: $STATE_DIRECTORY, "
+                 "else /var/lib/etcd-sidecar; with --dev and no etcd: not recorded)");
   app.add_flag("-V,--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -80,7 +85,8 @@ int main(int argc, char** argv) {
     manifest.etcd.endpoints = {dev_etcd->client_url()};
   }
 
-  daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev};
+  if (state_dir.empty() && !dev_etcd) state_dir = daemon::default_state_dir();
+  daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir};
   const int rc = daemon::run_agent(std::move(options));
   dev_etcd.reset();
   return rc;

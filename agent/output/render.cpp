@@ -49,31 +49,43 @@ std::vector<const core::Instance*> ordered(const std::vector<const core::Instanc
   return out;
 }
 
-std::string render_json(std::string_view service, int64_t revision, const std::vector<const core::Instance*>& list) {
-  std::string out;
-  out.reserve(64 + list.size() * 96);
+void append_fragment(std::string& out, const core::Instance& inst) {
+  out += "{\"id\":";
+  append_quoted(out, inst.id);
+  out += ",\"address\":";
+  append_quoted(out, inst.address);
+  out += ",\"port\":";
+  out += std::to_string(inst.port);
+  out += ",\"metadata\":";
+  // Already compact, sorted JSON produced by parse_instance_value: spliced, not re-parsed.
+  out += inst.metadata_json.empty() ? std::string_view("{}") : std::string_view(inst.metadata_json);
+  out += '}';
+}
+
+void append_json_head(std::string& out, std::string_view service, int64_t revision) {
   out += "{\"service\":";
   out += quote(service);
   out += ",\"revision\":";
   out += std::to_string(revision);
   out += ",\"instances\":[";
+}
+
+constexpr std::string_view kJsonTail = "]}\n";
+
+// Into `out`, whose capacity is kept: the caller reuses one buffer, so a megabyte-sized file does not cost
+// fresh pages (and their page faults) on every write.
+void render_json(std::string& out, std::string_view service, int64_t revision,
+                 const std::vector<const core::Instance*>& list) {
+  out.clear();
+  out.reserve(64 + list.size() * 96);
+  append_json_head(out, service, revision);
   bool first = true;
   for (const auto* inst : list) {
     if (!first) out += ',';
     first = false;
-    out += "{\"id\":";
-    append_quoted(out, inst->id);
-    out += ",\"address\":";
-    append_quoted(out, inst->address);
-    out += ",\"port\":";
-    out += std::to_string(inst->port);
-    out += ",\"metadata\":";
-    // Already compact, sorted JSON produced by parse_instance_value: spliced, not re-parsed.
-    out += inst->metadata_json.empty() ? std::string_view("{}") : std::string_view(inst->metadata_json);
-    out += '}';
+    append_fragment(out, *inst);
   }
-  out += "]}\n";
-  return out;
+  out += kJsonTail;
 }
 
 std::string render_lines(const std::vector<const core::Instance*>& list) {
@@ -241,22 +253,52 @@ RenderResult render_template(const core::DiscoverSpec& spec, std::string_view se
 
 }  // namespace
 
-RenderResult render(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,
-                    const std::vector<const core::Instance*>& instances, const std::string& template_text) {
+std::optional<std::string> render_into(std::string& out, const core::DiscoverSpec& spec, std::string_view service,
+                                       int64_t revision, const std::vector<const core::Instance*>& instances,
+                                       const std::string& template_text) {
   try {
     auto list = ordered(instances);
     switch (spec.format) {
       case core::OutputFormat::kJson:
-        return {render_json(service, revision, list), std::nullopt};
+        render_json(out, service, revision, list);
+        return std::nullopt;
       case core::OutputFormat::kLines:
-        return {render_lines(list), std::nullopt};
-      case core::OutputFormat::kTemplate:
-        return render_template(spec, service, revision, list, template_text);
+        out = render_lines(list);
+        return std::nullopt;
+      case core::OutputFormat::kTemplate: {
+        auto r = render_template(spec, service, revision, list, template_text);
+        if (r.ok()) out = std::move(r.bytes);
+        return r.error;
+      }
     }
-    return {{}, "unknown output format"};
+    return "unknown output format";
   } catch (const std::exception& e) {  // allocation failure; nothing else here throws
-    return {{}, std::string("render ") + std::string(service) + ": " + e.what()};
+    return std::string("render ") + std::string(service) + ": " + e.what();
   }
+}
+
+std::string json_fragment(const core::Instance& instance) {
+  std::string out;
+  out.reserve(48 + instance.id.size() + instance.address.size() + instance.metadata_json.size());
+  append_fragment(out, instance);
+  return out;
+}
+
+void render_json_list(std::string& out, std::string_view service, int64_t revision, JsonList& instances) {
+  out.clear();
+  // Sized exactly: growing a megabyte-sized string by doubling copies it several times over.
+  out.reserve(64 + service.size() + instances.text_size() + kJsonTail.size());
+  append_json_head(out, service, revision);
+  instances.append_to(out);
+  out += kJsonTail;
+}
+
+RenderResult render(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,
+                    const std::vector<const core::Instance*>& instances, const std::string& template_text) {
+  RenderResult r;
+  r.error = render_into(r.bytes, spec, service, revision, instances, template_text);
+  if (r.error) r.bytes.clear();
+  return r;
 }
 
 std::optional<std::string> validate_template(const std::string& text) {

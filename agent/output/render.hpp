@@ -11,6 +11,7 @@
 
 #include "agent/core/instance.hpp"
 #include "agent/core/manifest.hpp"
+#include "agent/output/json_list.hpp"
 
 namespace sidecar::output {
 
@@ -41,6 +42,17 @@ struct RenderResult {
 // (a blank line). The shipped templates write "{{/instances}}{{^instances}}" on one line to avoid it.
 RenderResult render(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,
                     const std::vector<const core::Instance*>& instances, const std::string& template_text);
+
+// The same, into `out` (cleared first, capacity kept), so a caller can reuse one buffer across writes.
+// Returns the error, if any; `out` is then unspecified.
+std::optional<std::string> render_into(std::string& out, const core::DiscoverSpec& spec, std::string_view service,
+                                       int64_t revision, const std::vector<const core::Instance*>& instances,
+                                       const std::string& template_text);
+
+// One instance as it appears in the kJson "instances" array.
+std::string json_fragment(const core::Instance& instance);
+// kJson from fragments kept by the caller (see JsonList): byte-identical to render() over the same set.
+void render_json_list(std::string& out, std::string_view service, int64_t revision, JsonList& instances);
 
 // Load-time check: nullopt if `text` parses as a Mustache template, else the parser's message.
 std::optional<std::string> validate_template(const std::string& text);

@@ -31,7 +31,7 @@ ConfigMirror::ConfigMirror(asio::io_context& io, etcd::Client& client, asio::thr
                                 .check_command = {},
                                 .on_change = spec.on_change,
                                 .command_timeout = spec.command_timeout},
-              [this] { return render(); }),
+              [this](std::string& out) { return render(out); }),
       io_(io),
       writer_(writer),
       dir_wake_(io) {}
@@ -175,24 +175,27 @@ void ConfigMirror::on_events(const std::vector<core::EventInput>& events) {
   if (changed) this->changed();
 }
 
-std::optional<std::string> ConfigMirror::render() {
+bool ConfigMirror::render(std::string& out) {
   if (single_key()) {
     auto it = values_.find(spec_.key);
     if (it != values_.end()) {
       if (warned_missing_) spdlog::info("config {}: key is back", spec_.key);
       warned_missing_ = false;
-      return it->second;
+      out = it->second;
+      return true;
     }
     if (!warned_missing_) {
       spdlog::warn("config {}: key is missing in etcd; {}", spec_.key,
                    spec_.default_value ? "writing the manifest's default" : "keeping the existing " + spec_.output);
       warned_missing_ = true;
     }
-    if (spec_.default_value) return *spec_.default_value;
-    return std::nullopt;
+    if (!spec_.default_value) return false;
+    out = *spec_.default_value;
+    return true;
   }
   std::vector<std::pair<std::string, std::string>> kvs(values_.begin(), values_.end());
-  return output::render_config_prefix_json(std::move(kvs), spec_.prefix);
+  out = output::render_config_prefix_json(std::move(kvs), spec_.prefix);
+  return true;
 }
 
 }  // namespace sidecar::runtime

@@ -29,7 +29,7 @@ class ConfigMirror final : public PrefixSink {
   uint64_t dir_failures() const { return dir_failures_; }
 
  private:
-  std::optional<std::string> render();
+  bool render(std::string& out);
   bool single_key() const { return !spec_.key.empty(); }
   bool directory() const { return !single_key() && spec_.format == "dir"; }
   void changed();

@@ -23,7 +23,18 @@ Discovery::Discovery(asio::io_context& io, etcd::Client& client, asio::thread_po
                                 .check_command = spec.check_command,
                                 .on_change = spec.on_change,
                                 .command_timeout = spec.command_timeout},
-              [this] { return render(); }) {}
+              [this](std::string& out) { return render(out); }) {
+  if (spec_.format == core::OutputFormat::kJson) json_.emplace();
+}
+
+void Discovery::sync_json(const std::string& id) {
+  const core::Instance* inst = set_.find(id);
+  if (inst != nullptr && inst->valid() && !excluded(id)) {
+    json_->upsert(id, output::json_fragment(*inst));
+  } else {
+    json_->erase(id);
+  }
+}
 
 void Discovery::start() {
   output_.start();
@@ -45,6 +56,14 @@ void Discovery::note_invalid(const std::string& id, const std::string& reason) {
 
 void Discovery::on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) {
   auto result = set_.reset(std::move(kvs), revision);
+  if (json_) {
+    std::vector<std::pair<std::string, std::string>> items;
+    items.reserve(set_.size());
+    for (const auto* inst : set_.sorted()) {
+      if (!excluded(inst->id)) items.emplace_back(inst->id, output::json_fragment(*inst));
+    }
+    json_->assign(std::move(items));
+  }
   for (const auto& [id, reason] : result.invalid) note_invalid(id, reason);
   // Forget warnings for ids that are gone or valid now, so a later bad value is reported again.
   std::erase_if(warned_invalid_, [this](const auto& entry) {
@@ -61,6 +80,7 @@ void Discovery::on_events(const std::vector<core::EventInput>& events) {
   bool changed = false;
   for (const auto& ev : events) {
     auto r = set_.apply(ev);
+    if (json_ && !r.foreign && !r.duplicate) sync_json(r.id);
     if (r.invalid) {
       note_invalid(r.id, r.reason);
     } else if (!r.foreign && !r.duplicate) {
@@ -73,30 +93,35 @@ void Discovery::on_events(const std::vector<core::EventInput>& events) {
   if (changed) output_.changed();
 }
 
-std::optional<std::string> Discovery::render() {
-  auto instances = set_.sorted();
-  if (!spec_.include_self && !self_ids_.empty()) {
-    std::erase_if(instances, [this](const core::Instance* i) { return self_ids_.count(i->id) > 0; });
+bool Discovery::render(std::string& out) {
+  std::vector<const core::Instance*> instances;
+  if (!json_) {
+    instances = set_.sorted();
+    std::erase_if(instances, [this](const core::Instance* i) { return excluded(i->id); });
   }
-  if (static_cast<int>(instances.size()) < spec_.min_instances) {
+  const size_t count = json_ ? json_->size() : instances.size();
+  if (static_cast<int>(count) < spec_.min_instances) {
     ++stats_.below_min_total;
     if (!warned_below_min_) {
       spdlog::warn("discover {}: {} instance(s) is below min_instances {}; keeping the last written {}",
-                   spec_.service, instances.size(), spec_.min_instances, spec_.output);
+                   spec_.service, count, spec_.min_instances, spec_.output);
       warned_below_min_ = true;
     }
-    return std::nullopt;
+    return false;
   }
   if (warned_below_min_) {
-    spdlog::info("discover {}: back to {} instance(s), at or above min_instances", spec_.service, instances.size());
+    spdlog::info("discover {}: back to {} instance(s), at or above min_instances", spec_.service, count);
     warned_below_min_ = false;
   }
-  auto r = output::render(spec_, spec_.service, set_.revision(), instances, template_text_);
-  if (!r.ok()) {
-    spdlog::error("discover {}: {}; keeping the last written {}", spec_.service, *r.error, spec_.output);
-    return std::nullopt;
+  if (json_) {
+    output::render_json_list(out, spec_.service, set_.revision(), *json_);
+    return true;
   }
-  return std::move(r.bytes);
+  if (auto error = output::render_into(out, spec_, spec_.service, set_.revision(), instances, template_text_)) {
+    spdlog::error("discover {}: {}; keeping the last written {}", spec_.service, *error, spec_.output);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace sidecar::runtime

@@ -2,12 +2,14 @@
 // Thread: io_context thread.
 #pragma once
 
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 
 #include "agent/core/endpoint_set.hpp"
 #include "agent/core/manifest.hpp"
+#include "agent/output/json_list.hpp"
 #include "agent/runtime/file_output.hpp"
 #include "agent/runtime/prefix_watcher.hpp"
 
@@ -38,13 +40,17 @@ class Discovery final : public PrefixSink {
   const DiscoveryStats& stats() const { return stats_; }
 
  private:
-  std::optional<std::string> render();
+  bool render(std::string& out);
+  bool excluded(const std::string& id) const { return !spec_.include_self && self_ids_.count(id) > 0; }
+  void sync_json(const std::string& id);
   void note_invalid(const std::string& id, const std::string& reason);
 
   core::DiscoverSpec spec_;
   std::string template_text_;
   std::set<std::string> self_ids_;
   core::EndpointSet set_;
+  // kJson only: the encoded instances, updated per event, so a write does not re-walk the whole set.
+  std::optional<output::JsonList> json_;
   PrefixWatcher watcher_;
   FileOutput output_;
   std::unordered_map<std::string, std::string> warned_invalid_;  // id -> reason already logged

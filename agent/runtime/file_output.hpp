@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,8 +44,9 @@ struct FileOutputStats {
 
 class FileOutput {
  public:
-  // `render` returns the bytes to write, or nullopt to keep the current file (a guard said no).
-  using Render = std::function<std::optional<std::string>()>;
+  // `render` fills `out` (a reused buffer: assign or clear it) and returns true, or returns false to keep
+  // the current file (a guard said no).
+  using Render = std::function<bool(std::string& out)>;
 
   FileOutput(asio::io_context& io, asio::thread_pool& writer, FileOutputOptions options, Render render);
   void start();
@@ -57,7 +59,8 @@ class FileOutput {
  private:
   asio::awaitable<void> run();
   enum class Outcome { kWritten, kUnchanged, kRejected, kFailed };
-  asio::awaitable<Outcome> write(const std::string& bytes);
+  using Bytes = std::shared_ptr<std::string>;
+  asio::awaitable<Outcome> write(const Bytes& bytes);  // by reference: the caller's copy outlives the call
   void report_failure(const std::string& error);
   asio::awaitable<void> run_on_change();
 
@@ -69,8 +72,9 @@ class FileOutput {
   asio::steady_timer wake_;
   core::Backoff retry_backoff_{{std::chrono::milliseconds(200), std::chrono::milliseconds(5000), 2.0, 0.2}};
   std::optional<std::chrono::steady_clock::time_point> retry_at_;
-  std::optional<std::string> last_written_;  // bytes known to be on disk
-  std::optional<std::string> rejected_;      // bytes check_command refused; not re-checked until they change
+  Bytes scratch_;       // the next render goes here; the buffer last_written_ held before, pages warm
+  Bytes last_written_;  // bytes known to be on disk
+  Bytes rejected_;      // bytes check_command refused; not re-checked until they change
   bool on_change_owed_ = false;
   bool failing_ = false;
   bool stopping_ = false;

@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <optional>
 #include <type_traits>
 
 namespace sidecar::runtime {
@@ -26,8 +27,14 @@ boost::asio::awaitable<std::invoke_result_t<Fn>> offload(boost::asio::io_context
       [&io, &pool, fn = std::move(fn)](auto handler) mutable {
         asio::post(pool, [&io, fn = std::move(fn), handler = std::move(handler),
                           work = asio::make_work_guard(io)]() mutable {
-          R result = fn();
-          asio::post(io, [handler = std::move(handler), result = std::move(result)]() mutable {
+          // `fn` (and whatever it captured) is destroyed here, before the result is posted: the caller may
+          // check on resumption that it holds the only reference to something it shared with the job.
+          std::optional<R> result;
+          {
+            Fn local = std::move(fn);
+            result.emplace(local());
+          }
+          asio::post(io, [handler = std::move(handler), result = std::move(*result)]() mutable {
             std::move(handler)(std::move(result));
           });
         });

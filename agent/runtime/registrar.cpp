@@ -33,6 +33,7 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
       wake_(io),
       keepalive_retry_(io),
       watch_retry_(io),
+      adopt_retry_(io),
       settle_(io) {
   for (size_t i = 0; i < keys.size(); ++i) {
     key_index_.emplace(keys[i].key, i);
@@ -40,11 +41,51 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
   }
 }
 
-void Registrar::start() {
+void Registrar::start(std::optional<int64_t> previous_lease) {
   spawn_owned(io_, "registrar tick", tick_loop());
   spawn_owned(io_, "lease keepalive", keepalive_loop());
   spawn_owned(io_, "own-key watch", watch_loop());
-  apply(machine_.start(now()));
+  if (previous_lease && *previous_lease != 0) {
+    spawn_owned(io_, "lease adoption", adopt_or_grant(*previous_lease));
+  } else {
+    apply(machine_.start(now()));
+  }
+}
+
+asio::awaitable<void> Registrar::adopt_or_grant(int64_t lease) {
+  const std::string hex = core::lease_to_hex(lease);
+  core::Backoff backoff({std::chrono::milliseconds(100), std::chrono::milliseconds(1000), 2.0, 0.2});
+  const TimePoint give_up = now() + ttl_;  // past one TTL without an answer, the lease has expired anyway
+  bool warned = false;
+  while (!stopping_) {
+    etcd::pb::LeaseTimeToLiveRequest req;
+    req.set_id(lease);
+    const TimePoint sent_at = now();
+    auto r = co_await client_.lease_time_to_live(std::move(req), use_awaitable);
+    if (stopping_) co_return;
+    if (r.ok()) {
+      if (r.response.ttl() > 0) {
+        apply(machine_.adopt_lease(lease, std::chrono::seconds(r.response.grantedttl()),
+                                   std::chrono::seconds(r.response.ttl()), sent_at, now()));
+      } else {
+        spdlog::info("previous lease {} has expired; registering on a new lease", hex);
+        machine_.remember_lease(lease);
+        apply(machine_.start(now()));
+      }
+      co_return;
+    }
+    if (is_lease_not_found(r.status) || now() >= give_up) {
+      spdlog::info("previous lease {} is gone ({}); registering on a new lease", hex, r.status.error_message());
+      machine_.remember_lease(lease);
+      apply(machine_.start(now()));
+      co_return;
+    }
+    if (!warned) {
+      spdlog::warn("cannot check previous lease {}: {}; retrying", hex, r.status.error_message());
+      warned = true;
+    }
+    if (!co_await backoff_wait(adopt_retry_, backoff)) co_return;
+  }
 }
 
 void Registrar::apply(core::Actions actions) {
@@ -62,6 +103,10 @@ void Registrar::apply(core::Actions actions) {
   for (const auto& write : actions.writes) write_key(write);
   for (const auto& del : actions.deletes) delete_key(del);
   if (actions.became_ready && hooks_.on_ready) hooks_.on_ready();
+  if (machine_.lease() != 0 && machine_.lease() != reported_lease_) {
+    reported_lease_ = machine_.lease();
+    if (hooks_.on_lease) hooks_.on_lease(reported_lease_);
+  }
   wake_.cancel();  // the tick loop re-reads next_wakeup()
   settle_.cancel();
 }
@@ -348,14 +393,24 @@ asio::awaitable<void> Registrar::watch_loop() {
   }
 }
 
-asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
+void Registrar::halt_loops() {
   stopping_ = true;
   wake_.cancel();
+  adopt_retry_.cancel();
   settle_.cancel();
   keepalive_retry_.cancel();
   watch_retry_.cancel();
   if (keepalive_stream_) keepalive_stream_->cancel();
   if (watch_stream_) watch_stream_->cancel();
+}
+
+int64_t Registrar::abandon() {
+  halt_loops();
+  return machine_.lease();
+}
+
+asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
+  halt_loops();
   const int64_t lease = machine_.lease();
   if (lease == 0) co_return;
   // Revoking deletes every key attached to our lease in one step; keys we never won are not on it.

@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -22,6 +23,8 @@ namespace asio = boost::asio;
 
 struct RegistrarHooks {
   std::function<void()> on_ready;  // every key registered for the first time (sd_notify READY=1)
+  // The agent holds a new lease (granted or adopted): the daemon records it for a successor process.
+  std::function<void(int64_t lease)> on_lease;
 };
 
 class Registrar {
@@ -31,11 +34,15 @@ class Registrar {
   Registrar(const Registrar&) = delete;
   Registrar& operator=(const Registrar&) = delete;
 
-  // Spawns the tick, keepalive and watch loops.
-  void start();
+  // Spawns the tick, keepalive and watch loops. `previous_lease`: the lease a previous process of this
+  // agent left (state file); adopted if etcd still holds it, so its keys never disappear.
+  void start(std::optional<int64_t> previous_lease = std::nullopt);
   // Deregisters: stops the loops and revokes the lease (which deletes every key attached to it) within
   // `budget`, even when etcd is unreachable. Keys held by another agent's lease are never touched.
   asio::awaitable<void> stop(std::chrono::milliseconds budget);
+  // Handover (SIGQUIT): stops every loop and leaves the lease and its keys in etcd for a successor, which
+  // adopts them. Returns the lease left behind (0: none).
+  int64_t abandon();
 
   const core::Registration& state() const { return machine_; }
 
@@ -51,6 +58,8 @@ class Registrar {
   asio::awaitable<bool> withdraw_for_shutdown(std::chrono::milliseconds budget);
 
  private:
+  asio::awaitable<void> adopt_or_grant(int64_t lease);
+  void halt_loops();
   asio::awaitable<void> tick_loop();
   asio::awaitable<void> keepalive_loop();
   asio::awaitable<void> watch_loop();
@@ -76,11 +85,13 @@ class Registrar {
   asio::steady_timer wake_;
   asio::steady_timer keepalive_retry_;
   asio::steady_timer watch_retry_;
+  asio::steady_timer adopt_retry_;
   std::shared_ptr<etcd::KeepAliveStream> keepalive_stream_;
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
   bool keepalive_write_pending_ = false;
   std::shared_ptr<etcd::WatchStream> watch_stream_;
   bool stopping_ = false;
+  int64_t reported_lease_ = 0;
   std::vector<bool> healthy_;
   bool drained_ = false;
   bool withdrawing_for_shutdown_ = false;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tests/support/agent_process.hpp"
+#include "tests/support/agent_runner.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/health_servers.hpp"
@@ -365,6 +366,40 @@ TEST_F(HealthChecks, WithdrawnKeyWrittenByAnotherClientIsLeftAlone) {
   EXPECT_EQ(manual->lease, 0);
   EXPECT_EQ(manual->mod_revision, manual_revision);
   EXPECT_EQ(agent.output().find("withdrew " + sick.key()), std::string::npos);
+}
+
+TEST_F(HealthChecks, SuccessorThatAdoptsTheLeaseWithdrawsTheKeyOfAServiceStillCritical) {
+  TempDir dir("sidecar-adopt");
+  const std::string flag = (dir / "healthy").string();
+  const Svc api{"api", "api-1",
+                "      - exec: [\"/bin/test\", \"-e\", \"" + flag + "\"]\n        interval: 100ms\n"
+                "        rise: 1\n        fall: 1\n"};
+  const std::string yaml = manifest({api});
+  ASSERT_TRUE(write_file(flag, ""));
+  auto first = AgentRunner::start(dir.path(), yaml, {}, "agent");
+  ASSERT_TRUE(first);
+  const auto kv = wait_present(api.key());
+  ASSERT_TRUE(kv.has_value());
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(dir / "state"); }, 5s));
+  // Handover: the lease and the key stay for the successor...
+  ASSERT_TRUE(first->process().signal(SIGQUIT));
+  ASSERT_TRUE(first->process().wait_exit(3s).has_value());
+  ASSERT_TRUE(client_->get(api.key()).has_value());
+
+  // ...which starts while the service is down: critical until it passes, so the adopted key goes.
+  std::filesystem::remove(flag);
+  auto second = AgentRunner::start(dir.path(), yaml, {}, "agent");
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(wait_until([&] { return second->count_in_output("adopted from the previous process") == 1; }, 5s))
+      << second->output();
+  ASSERT_TRUE(wait_absent(api.key())) << second->output();
+  EXPECT_GT(client_->lease_ttl(kv->lease).ttl, 0) << "the adopted lease is kept";
+
+  ASSERT_TRUE(write_file(flag, ""));
+  const auto back = wait_present(api.key());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->lease, kv->lease);
+  EXPECT_EQ(second->terminate(), 0);
 }
 
 // ------------------------------------------------------------------------------------------------ initial_status

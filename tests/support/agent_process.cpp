@@ -81,7 +81,9 @@ std::unique_ptr<AgentProcess> AgentProcess::start(std::string_view manifest_yaml
   std::vector<std::string> argv = {SIDECAR_BINARY, "--manifest", agent->manifest_path_.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ChildProcess::Options options;
-  options.extra_env = std::move(extra_env);
+  // The lease state file goes to the test's own directory, never to /var/lib/etcd-sidecar.
+  options.extra_env = {{"STATE_DIRECTORY", (agent->dir() / "state").string()}};
+  options.extra_env.insert(options.extra_env.end(), extra_env.begin(), extra_env.end());
   options.output_path = agent->dir() / "agent.log";
   options.working_dir = agent->dir();
   agent->child_ = ChildProcess::spawn(argv, options);

@@ -37,6 +37,9 @@ std::optional<AgentRunner> AgentRunner::start(const std::filesystem::path& dir, 
   std::vector<std::string> argv = {SIDECAR_BINARY, "--manifest", manifest.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ChildProcess::Options options;
+  // The lease state file goes to the test's own directory, never to /var/lib/etcd-sidecar. Two runners
+  // with the same dir and name share it: that is how a restart-without-gap test starts the successor.
+  options.extra_env = {{"STATE_DIRECTORY", (dir / "state").string()}};
   options.output_path = dir / (std::string(name) + ".log");
   options.working_dir = dir;
   auto child = ChildProcess::spawn(argv, options);

@@ -278,4 +278,17 @@ TEST_F(RegistrationPublish, WithdrawingAConflictingKeyStopsRetrying) {
   for (const auto& w : t.writes) EXPECT_NE(w.index, 0u);
 }
 
+TEST_F(RegistrationPublish, AdoptedLeaseDoesNotReassertAWithdrawnKeyAndDeletesWhatThePreviousProcessLeft) {
+  core::Registration reg({{"/services/api/a", "va", false}, {"/services/web/b", "vb", true}}, {});
+  reg.start(now_);
+  const Actions adopted = reg.adopt_lease(kLease, 10s, 7s, now_, now_);
+  ASSERT_EQ(adopted.writes.size(), 1u);
+  EXPECT_EQ(adopted.writes[0].index, 1u);
+  // The previous process was healthy: its value is still on the adopted lease. Withdrawn now: deleted.
+  const Actions a = reg.on_observed(0, Observed{"va", kLease, 90}, 95, ObservationSource::kRange, now_, kDraw);
+  ASSERT_EQ(a.deletes.size(), 1u);
+  EXPECT_EQ(a.deletes[0].lease, kLease);
+  EXPECT_TRUE(a.writes.empty());
+}
+
 }  // namespace

@@ -656,3 +656,93 @@ TEST_F(Registration, UpdateValuesWhileLeaseIsDownWaitsForNextLease) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- restart without a gap
+
+namespace sidecar::core {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t kPrevious = 0x77aa;
+
+TEST(RegistrationAdoption, AdoptedLeaseKeepsKeysThatHoldOurValueWithoutAnyWrite) {
+  core::Registration reg(std::vector<DesiredKey>{{"/services/a/1", "va"}, {"/services/b/1", "vb"}}, {});
+  const TimePoint t0{std::chrono::seconds(1000)};
+  const Actions a = reg.adopt_lease(kPrevious, 10s, 7s, t0, t0);
+  EXPECT_FALSE(a.grant_lease);
+  ASSERT_TRUE(a.keepalive);  // refreshed at once: the lease aged while no process held it
+  EXPECT_EQ(*a.keepalive, kPrevious);
+  EXPECT_EQ(reg.lease(), kPrevious);
+  EXPECT_EQ(reg.lease_deadline(), t0 + 7s);  // what etcd said is left, not a full TTL
+  EXPECT_EQ(reg.leases_granted(), 0u);
+  ASSERT_EQ(a.writes.size(), 2u);
+  bool ready = false;
+  for (const auto& w : a.writes) {
+    EXPECT_EQ(w.lease, kPrevious);
+    EXPECT_EQ(w.expect_mod_revision, 0);  // create-only: a key still there is reported, not overwritten
+    WriteOutcome o;
+    o.kind = WriteOutcome::Kind::kRejected;
+    o.attempt = w.attempt;
+    o.revision = 300;
+    o.current = Observed{w.index == 0 ? "va" : "vb", kPrevious, 50 + static_cast<int64_t>(w.index)};
+    const Actions after = reg.on_write_result(w.index, o, t0, 0.5);
+    EXPECT_TRUE(after.writes.empty()) << "key " << w.index << " rewritten: a watcher would see an event";
+    ready = ready || after.became_ready;
+  }
+  EXPECT_TRUE(ready);
+  EXPECT_TRUE(reg.all_registered());
+}
+
+TEST(RegistrationAdoption, AdoptedLeaseRewritesAChangedValueAndRecreatesAMissingKey) {
+  core::Registration reg(std::vector<DesiredKey>{{"/services/a/1", "va-new"}, {"/services/b/1", "vb"}}, {});
+  const TimePoint t0{std::chrono::seconds(1000)};
+  const Actions a = reg.adopt_lease(kPrevious, 10s, 9s, t0, t0);
+  ASSERT_EQ(a.writes.size(), 2u);
+  WriteOutcome changed;
+  changed.kind = WriteOutcome::Kind::kRejected;
+  changed.attempt = a.writes[0].attempt;
+  changed.current = Observed{"va-old", kPrevious, 60};
+  const Actions rewrite = reg.on_write_result(0, changed, t0, 0.5);
+  ASSERT_EQ(rewrite.writes.size(), 1u);
+  EXPECT_EQ(rewrite.writes[0].expect_mod_revision, 60);
+  EXPECT_EQ(rewrite.writes[0].lease, kPrevious);
+  WriteOutcome created;
+  created.kind = WriteOutcome::Kind::kWritten;
+  created.attempt = a.writes[1].attempt;
+  created.revision = 61;
+  reg.on_write_result(1, created, t0, 0.5);
+  EXPECT_EQ(reg.key_state(1), Registration::KeyState::kRegistered);
+}
+
+TEST(RegistrationAdoption, KeysOfARememberedLeaseAreMovedNotTakenForAConflict) {
+  core::Registration reg(std::vector<DesiredKey>{{"/services/a/1", "va"}}, {});
+  const TimePoint t0{std::chrono::seconds(1000)};
+  reg.remember_lease(kPrevious);  // etcd could not confirm it at start: a fresh lease is granted instead
+  reg.start(t0);
+  const Actions granted = reg.on_lease_granted(0x99, 10s, t0, t0);
+  ASSERT_EQ(granted.writes.size(), 1u);
+  WriteOutcome o;
+  o.kind = WriteOutcome::Kind::kRejected;
+  o.attempt = granted.writes[0].attempt;
+  o.current = Observed{"va", kPrevious, 40};
+  const Actions moved = reg.on_write_result(0, o, t0, 0.5);
+  ASSERT_EQ(moved.writes.size(), 1u);
+  EXPECT_EQ(moved.writes[0].lease, 0x99);
+  EXPECT_EQ(moved.writes[0].expect_mod_revision, 40);
+  EXPECT_EQ(reg.key_state(0), Registration::KeyState::kWriting);
+  EXPECT_EQ(reg.conflict_lease(0), 0);
+}
+
+TEST(RegistrationAdoption, AdoptionIsIgnoredOnceALeaseIsAlive) {
+  core::Registration reg(std::vector<DesiredKey>{{"/services/a/1", "va"}}, {});
+  const TimePoint t0{std::chrono::seconds(1000)};
+  reg.start(t0);
+  reg.on_lease_granted(0x99, 10s, t0, t0);
+  const Actions a = reg.adopt_lease(kPrevious, 10s, 9s, t0, t0);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(reg.lease(), 0x99);
+}
+
+}  // namespace
+}  // namespace sidecar::core
