@@ -166,11 +166,18 @@ Expansion expand_env(std::string_view text, const EnvLookup& env) {
 
 namespace {
 
-constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config", "admin"};
+constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config", "admin", "shutdown"};
 constexpr std::string_view kAdminKeys[] = {"listen", "enabled"};
+constexpr std::string_view kShutdownKeys[] = {"drain_delay"};
+constexpr std::string_view kCheckKeys[] = {"http",  "tcp",  "exec",        "grpc",    "name",   "interval",
+                                           "timeout", "rise", "fall", "expect_body", "headers", "service"};
+constexpr std::string_view kCheckTypes[] = {"http", "tcp", "exec", "grpc"};
+constexpr Duration kDefaultCheckTimeout{2000};
+constexpr long long kMaxRiseFall = 100;
 constexpr std::string_view kEtcdKeys[] = {"endpoints", "prefix", "dial_timeout", "request_timeout"};
 constexpr std::string_view kLeaseKeys[] = {"ttl"};
-constexpr std::string_view kServiceKeys[] = {"name", "id", "address", "port", "metadata", "value_format"};
+constexpr std::string_view kServiceKeys[] = {"name",         "id",     "address",       "port",
+                                             "metadata",     "value_format", "checks", "initial_status"};
 constexpr std::string_view kDiscoverKeys[] = {"service", "output",        "format",        "template",
                                               "mode",    "include_self",  "min_instances", "wait",
                                               "check_command", "on_change", "command_timeout"};
@@ -336,6 +343,85 @@ Endpoint normalise_endpoint(std::string_view text) {
   }
   if (!parse_port_number(port)) return bad("port must be a number between 1 and 65535");
   return {scheme + "://" + std::string(host) + ":" + std::string(port), ""};
+}
+
+struct HostPort {
+  std::string host;  // IPv6 without brackets
+  int port = 0;
+  std::string error;
+};
+
+// "host:port" or "[v6]:port". `default_port` > 0 makes the port optional.
+HostPort split_host_port(std::string_view text, int default_port) {
+  if (text.empty()) return {"", 0, "missing host"};
+  if (has_space(text)) return {"", 0, "contains whitespace"};
+  std::string_view host;
+  std::optional<std::string_view> port;
+  if (text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return {"", 0, "unterminated '[' in IPv6 address"};
+    host = text.substr(1, close - 1);
+    const std::string_view after = text.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return {"", 0, "unexpected text after ']'"};
+      port = after.substr(1);
+    }
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (host.find(':') != std::string_view::npos) return {"", 0, "IPv6 addresses must be written in brackets"};
+    } else {
+      host = text;
+    }
+  }
+  if (host.empty()) return {"", 0, "missing host"};
+  if (!port) {
+    if (default_port > 0) return {std::string(host), default_port, ""};
+    return {"", 0, "missing port"};
+  }
+  const std::optional<int> number = parse_port_number(*port);
+  if (!number) return {"", 0, "port must be a number between 1 and 65535"};
+  return {std::string(host), *number, ""};
+}
+
+struct HttpUrl {
+  std::string host;
+  int port = 80;
+  std::string path = "/";
+  std::string error;
+};
+
+// http://host[:port][/path][?query]; the fragment is dropped (never sent).
+HttpUrl parse_http_url(std::string_view text) {
+  const auto bad = [&](const std::string& why) {
+    HttpUrl url;
+    url.error = "invalid URL '" + std::string(text) + "': " + why + " (expected http://host[:port]/path)";
+    return url;
+  };
+  const std::size_t at = text.find("://");
+  if (at == std::string_view::npos) return bad("missing http://");
+  std::string scheme;
+  for (const char c : text.substr(0, at)) scheme += lower(c);
+  if (scheme == "https") return bad("https is not supported by checks yet");
+  if (scheme != "http") return bad("unsupported scheme '" + std::string(text.substr(0, at)) + "'");
+  std::string_view rest = text.substr(at + 3);
+  if (has_space(rest)) return bad("contains whitespace");
+  if (const std::size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
+  const std::size_t path_at = rest.find_first_of("/?");
+  const std::string_view authority = rest.substr(0, path_at);
+  if (authority.find('@') != std::string_view::npos) return bad("credentials in the URL are not supported");
+  HostPort hp = split_host_port(authority, 80);
+  if (!hp.error.empty()) return bad(hp.error);
+  HttpUrl url;
+  url.host = std::move(hp.host);
+  url.port = hp.port;
+  if (path_at != std::string_view::npos) {
+    url.path = std::string(rest.substr(path_at));
+    if (url.path.front() == '?') url.path.insert(url.path.begin(), '/');
+  }
+  return url;
 }
 
 struct Entry {
@@ -653,6 +739,7 @@ class Parser {
     if (const Entry* e = top->get("discover")) parse_discover(*e);
     if (const Entry* e = top->get("config")) parse_config(*e);
     if (const Entry* e = top->get("admin")) parse_admin(*e);
+    if (const Entry* e = top->get("shutdown")) parse_shutdown(*e);
 
     // Judged on what was written, not on what survived parsing, so a broken section is not also "nothing to do".
     const auto written = [&](std::string_view key) {
@@ -812,6 +899,14 @@ class Parser {
                                                            {"etcd-endpoints", ValueFormat::kEtcdEndpoints}};
         if (auto v = choice<ValueFormat>(*e, join_path(path, "value_format"), kFormats)) spec.value_format = *v;
       }
+      if (const Entry* e = map->get("checks")) parse_checks(*e, join_path(path, "checks"), spec.checks);
+      if (const Entry* e = map->get("initial_status")) {
+        static constexpr Choice<InitialStatus> kStatuses[] = {{"critical", InitialStatus::kCritical},
+                                                              {"passing", InitialStatus::kPassing}};
+        if (auto v = choice<InitialStatus>(*e, join_path(path, "initial_status"), kStatuses)) {
+          spec.initial_status = *v;
+        }
+      }
 
       if (complete) {
         const auto [seen, inserted] = first_line.emplace(std::pair(spec.name, spec.id), spec.where.line);
@@ -822,6 +917,210 @@ class Parser {
         }
       }
       manifest_.services.push_back(std::move(spec));
+    }
+  }
+
+  void parse_shutdown(const Entry& section) {
+    const std::string path = "shutdown";
+    const std::optional<MapView> map = open_map(section.value, path, kShutdownKeys);
+    if (!map) return;
+    if (const Entry* e = map->get("drain_delay")) {
+      if (auto d = duration(*e, join_path(path, "drain_delay"))) manifest_.drain_delay = *d;
+    }
+  }
+
+  void parse_checks(const Entry& section, const std::string& path, std::vector<CheckSpec>& out) {
+    const std::optional<YAML::Node> items = sequence(section, path, "check");
+    if (!items) return;
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      if (auto check = parse_check((*items)[i], index_path(path, i))) out.push_back(std::move(*check));
+    }
+  }
+
+  // One check; nullopt when it has an error (already reported).
+  std::optional<CheckSpec> parse_check(const YAML::Node& item, const std::string& path) {
+    if (!item.IsMap()) {
+      error(item, path, "expected a map with one of http, tcp, exec or grpc, got " + describe(item));
+      return std::nullopt;
+    }
+    // An unknown key where the type belongs ("script:", "htpp:") is the likely mistake: say it as such.
+    bool has_type = false;
+    for (auto it = item.begin(); it != item.end(); ++it) {
+      if (!it->first.IsScalar()) continue;
+      const std::string key = it->first.Scalar();
+      if (std::find(std::begin(kCheckTypes), std::end(kCheckTypes), key) != std::end(kCheckTypes)) has_type = true;
+    }
+    std::vector<std::string_view> known(std::begin(kCheckKeys), std::end(kCheckKeys));
+    if (!has_type) {
+      for (auto it = item.begin(); it != item.end(); ++it) {
+        if (!it->first.IsScalar()) continue;
+        const std::string key = it->first.Scalar();
+        if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+        std::string message = "unknown check type '" + key + "'";
+        if (const auto suggestion = closest(key, kCheckTypes)) {
+          message += " (did you mean '" + std::string(*suggestion) + "'?)";
+        } else {
+          message += " (expected one of: " + join_names(kCheckTypes) + ")";
+        }
+        error(it->first, join_path(path, key), std::move(message));
+        return std::nullopt;
+      }
+    }
+    const size_t errors_before = errors_.size();
+    const std::optional<MapView> map = open_map(item, path, kCheckKeys);
+    if (!map) return std::nullopt;
+    CheckSpec spec;
+    spec.where = location(item);
+
+    std::vector<const Entry*> types;
+    for (const std::string_view type : kCheckTypes) {
+      if (const Entry* e = map->find(type)) types.push_back(e);
+    }
+    if (types.empty()) {
+      error(item, path, "needs a check type: one of http, tcp, exec or grpc");
+      return std::nullopt;
+    }
+    if (types.size() > 1) {
+      // Point at the second one written, whatever the order of kCheckTypes.
+      std::sort(types.begin(), types.end(), [&](const Entry* a, const Entry* b) {
+        return location(a->key_node).line < location(b->key_node).line;
+      });
+      error(types[1]->key_node, path,
+            "has more than one check type (" + types[0]->key + " and " + types[1]->key + "); use one per check");
+      return std::nullopt;
+    }
+    const Entry& type_entry = *types.front();
+    const std::string type_field = join_path(path, type_entry.key);
+    if (type_entry.value.IsNull()) {
+      error(type_entry.key_node, type_field, "is required");
+      return std::nullopt;
+    }
+    if (type_entry.key == "exec") {
+      spec.type = CheckType::kExec;
+      if (!type_entry.value.IsSequence()) {
+        error(type_entry.value, type_field,
+              "expected a list of arguments (run without a shell), e.g. [\"/usr/local/bin/check\", \"--quick\"], got " +
+                  describe(type_entry.value));
+      } else if (type_entry.value.size() == 0) {
+        error(type_entry.value, type_field, "must name a program to run");
+      } else {
+        for (std::size_t a = 0; a < type_entry.value.size(); ++a) {
+          const Entry arg{type_entry.key, type_entry.key_node, type_entry.value[a]};
+          const Need need = a == 0 ? Need::kNonEmpty : Need::kOptional;
+          if (auto v = text(arg, index_path(type_field, a), need, "a string")) spec.argv.push_back(std::move(*v));
+        }
+        for (const std::string& a : spec.argv) spec.target += (spec.target.empty() ? "" : " ") + a;
+      }
+    } else if (auto value = text(type_entry, type_field, Need::kNonEmpty, "an address")) {
+      spec.target = *value;
+      if (type_entry.key == "http") {
+        spec.type = CheckType::kHttp;
+        HttpUrl url = parse_http_url(*value);
+        if (!url.error.empty()) {
+          error(type_entry.value, type_field, url.error);
+        } else {
+          spec.host = std::move(url.host);
+          spec.port = url.port;
+          spec.path = std::move(url.path);
+        }
+      } else {
+        spec.type = type_entry.key == "tcp" ? CheckType::kTcp : CheckType::kGrpc;
+        HostPort hp = split_host_port(*value, 0);
+        if (!hp.error.empty()) {
+          error(type_entry.value, type_field,
+                "invalid address '" + *value + "': " + hp.error + " (expected host:port)");
+        } else {
+          spec.host = std::move(hp.host);
+          spec.port = hp.port;
+        }
+      }
+    }
+    spec.name = std::string(type_entry.key) + " " + spec.target;
+    if (const Entry* e = map->get("name")) {
+      if (auto v = text(*e, join_path(path, "name"), Need::kNonEmpty)) spec.name = std::move(*v);
+    }
+
+    // Options that belong to one type only: silently ignoring them would hide a misunderstanding.
+    const auto only_for = [&](std::string_view key, CheckType type, std::string_view type_name) {
+      const Entry* e = map->find(key);
+      if (e != nullptr && spec.type != type) {
+        error(e->key_node, join_path(path, key), "only applies to " + std::string(type_name) + " checks");
+        return static_cast<const Entry*>(nullptr);
+      }
+      return e;
+    };
+    if (const Entry* e = only_for("expect_body", CheckType::kHttp, "http")) {
+      if (!e->value.IsNull()) {
+        if (auto v = text(*e, join_path(path, "expect_body"), Need::kOptional)) spec.expect_body = std::move(*v);
+      }
+    }
+    if (const Entry* e = only_for("headers", CheckType::kHttp, "http")) {
+      parse_headers(*e, join_path(path, "headers"), spec.headers);
+    }
+    if (const Entry* e = only_for("service", CheckType::kGrpc, "grpc")) {
+      if (!e->value.IsNull()) {
+        if (auto v = text(*e, join_path(path, "service"), Need::kOptional)) spec.grpc_service = std::move(*v);
+      }
+    }
+
+    bool interval_ok = true;
+    if (const Entry* e = map->get("interval")) {
+      if (auto d = positive_duration(*e, join_path(path, "interval"))) spec.interval = *d; else interval_ok = false;
+    }
+    if (const Entry* e = map->get("timeout")) {
+      const std::string field = join_path(path, "timeout");
+      if (auto d = positive_duration(*e, field)) {
+        spec.timeout = *d;
+        if (interval_ok && spec.timeout >= spec.interval) {
+          error(e->value, field,
+                "must be less than interval (" + format_duration(spec.interval) + "), got " +
+                    format_duration(spec.timeout) + ": a check must end before the next one is due");
+        }
+      }
+    } else {
+      spec.timeout = std::min(kDefaultCheckTimeout, spec.interval / 2);
+      if (spec.timeout.count() == 0) spec.timeout = Duration(1);
+    }
+    if (const Entry* e = map->get("rise")) {
+      if (auto v = integer(*e, join_path(path, "rise"), 1, kMaxRiseFall)) spec.rise = static_cast<int>(*v);
+    }
+    if (const Entry* e = map->get("fall")) {
+      if (auto v = integer(*e, join_path(path, "fall"), 1, kMaxRiseFall)) spec.fall = static_cast<int>(*v);
+    }
+    if (errors_.size() != errors_before) return std::nullopt;
+    return spec;
+  }
+
+  void parse_headers(const Entry& section, const std::string& path,
+                     std::vector<std::pair<std::string, std::string>>& out) {
+    if (!section.value.IsMap()) {
+      error(section.value, path, "expected a map of header names to values, got " + describe(section.value));
+      return;
+    }
+    for (auto it = section.value.begin(); it != section.value.end(); ++it) {
+      const YAML::Node key_node = it->first;
+      const bool token = key_node.IsScalar() && !key_node.Scalar().empty() &&
+                         std::all_of(key_node.Scalar().begin(), key_node.Scalar().end(), [](char c) {
+                           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                  c == '-' || c == '_';
+                         });
+      if (!token) {
+        error(key_node, path, "header names must be letters, digits, '-' or '_', got " + describe(key_node));
+        continue;
+      }
+      const std::string field = join_path(path, key_node.Scalar());
+      const Entry entry{key_node.Scalar(), key_node, it->second};
+      if (entry.value.IsNull()) {
+        error(key_node, field, "has no value (write \"\" for an empty header)");
+        continue;
+      }
+      if (auto v = text(entry, field, Need::kOptional, "a string")) {
+        if (v->find_first_of("\r\n") != std::string::npos) {
+          error(entry.value, field, "must not contain line breaks");
+          continue;
+        }
+        out.emplace_back(key_node.Scalar(), std::move(*v));
+      }
     }
   }
 
@@ -1086,6 +1385,16 @@ ListenAddress parse_listen_address(std::string_view text) {
     return bad("port must be a number between 0 and 65535");
   }
   return ListenAddress{std::move(host), static_cast<uint16_t>(number), ""};
+}
+
+const char* to_string(CheckType type) {
+  switch (type) {
+    case CheckType::kHttp: return "http";
+    case CheckType::kTcp: return "tcp";
+    case CheckType::kExec: return "exec";
+    case CheckType::kGrpc: return "grpc";
+  }
+  return "unknown";
 }
 
 ParseResult parse_manifest(std::string_view text, std::string_view source_name, const EnvLookup& env) {

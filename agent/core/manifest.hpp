@@ -33,6 +33,30 @@ struct ManifestError {
 
 enum class ValueFormat { kSidecarJson, kEtcdEndpoints };
 
+enum class CheckType { kHttp, kTcp, kExec, kGrpc };
+
+// One health check of a service (`services[].checks[]`). Exactly one of http/tcp/exec/grpc is written.
+struct CheckSpec {
+  CheckType type = CheckType::kTcp;
+  std::string name;                           // `name:`, default "<type> <target>" (log lines, status)
+  std::string target;                         // http: the URL as written; tcp/grpc: host:port; exec: argv joined
+  // http: http://host[:port][/path]; https is not supported (no TLS yet).
+  std::string host;                           // http/tcp/grpc; IPv6 without brackets
+  int port = 0;                               // http (default 80), tcp, grpc
+  std::string path = "/";                     // http: path and query
+  std::string expect_body;                    // http: the body must contain this (empty: any body)
+  std::vector<std::pair<std::string, std::string>> headers;  // http: extra request headers, in order
+  std::vector<std::string> argv;              // exec: run without a shell; exit 0 passes
+  std::string grpc_service;                   // grpc: HealthCheckRequest.service ("" = the whole server)
+  Duration interval{10000};                   // between the starts of two runs
+  Duration timeout{2000};                     // < interval; default min(2s, interval/2)
+  int rise = 2;                               // consecutive passes to become passing
+  int fall = 3;                               // consecutive failures to become critical
+  SourceLocation where;
+};
+
+enum class InitialStatus { kCritical, kPassing };
+
 struct ServiceSpec {
   std::string name;                           // required, [A-Za-z0-9._-]+
   std::string id;                             // required after ${} expansion, same charset
@@ -40,6 +64,9 @@ struct ServiceSpec {
   int port = 0;                               // required, 1..65535
   std::map<std::string, std::string> metadata;  // scalar values only, stringified
   ValueFormat value_format = ValueFormat::kSidecarJson;
+  std::vector<CheckSpec> checks;              // all must pass for the key to be published
+  // critical: published only after every check has risen; passing: published at once, until checks fall.
+  InitialStatus initial_status = InitialStatus::kCritical;
   SourceLocation where;                       // the list item, for runtime log lines
 };
 
@@ -104,6 +131,9 @@ struct Manifest {
   std::vector<DiscoverSpec> discover;
   std::vector<ConfigSpec> config;
   AdminSpec admin;
+  // `shutdown: {drain_delay: 0s}`: on SIGTERM, delete the keys, wait this long (the app finishes in-flight
+  // requests while clients stop sending), then revoke the lease and exit.
+  Duration drain_delay{0};
 
   // Key of a service: "<etcd.prefix>/<name>/<id>".
   std::string key_of(const ServiceSpec& s) const { return etcd.prefix + "/" + s.name + "/" + s.id; }
@@ -127,6 +157,8 @@ ParseResult load_manifest(const std::string& path, const EnvLookup& env);
 
 // "10s", "250ms", "1m", "1.5s" -> Duration. nullopt for anything else (negative, no unit, unknown unit).
 std::optional<Duration> parse_duration(std::string_view text);
+
+const char* to_string(CheckType type);
 
 // Expands ${VAR} and ${VAR:-default}. "$$" is a literal '$'. Error text on an unterminated "${".
 struct Expansion {

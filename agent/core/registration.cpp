@@ -25,6 +25,7 @@ const char* to_string(Registration::KeyState state) {
     case Registration::KeyState::kWriting: return "writing";
     case Registration::KeyState::kRegistered: return "registered";
     case Registration::KeyState::kConflict: return "conflict";
+    case Registration::KeyState::kWithdrawn: return "withdrawn";
   }
   return "unknown";
 }
@@ -37,6 +38,8 @@ Registration::Registration(std::vector<DesiredKey> keys, RegistrationOptions opt
     key.desired = std::move(k);
     key.write_backoff = Backoff(options.write_backoff);
     key.conflict_backoff = Backoff(options.conflict_backoff);
+    key.published = key.desired.published;
+    if (!key.published) key.state = KeyState::kWithdrawn;
   }
 }
 
@@ -64,7 +67,7 @@ Actions Registration::on_lease_granted(int64_t lease, std::chrono::seconds grant
   out.notes.push_back({LogNote::Level::kInfo, "lease " + lease_hex() + " granted, ttl " + fmt_seconds(granted_ttl)});
   for (size_t i = 0; i < keys_.size(); ++i) {
     // Keys from an older lease of ours may still be there: the first Txn finds them and moves them over.
-    schedule_write(i, 0, out);
+    if (keys_[i].published) schedule_write(i, 0, out);
   }
   check_ready(out);  // an agent with nothing to register is ready once it holds its lease
   (void)now;
@@ -89,7 +92,11 @@ Actions Registration::adopt_lease(int64_t lease, std::chrono::seconds granted_tt
                                                   " left"});
   // The first Txn (create-if-absent) fails on a key that is still there and reports what it holds: our
   // value on this lease is registered as is; anything else is handled as after any other write.
-  for (size_t i = 0; i < keys_.size(); ++i) schedule_write(i, 0, out);
+  // A withdrawn key is not re-asserted; if the previous process left it on this lease, the own-key watch's
+  // first read finds it there and deletes it.
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i].published) schedule_write(i, 0, out);
+  }
   check_ready(out);
   return out;
 }
@@ -135,6 +142,16 @@ void Registration::lose_lease(const std::string& reason, TimePoint, Actions& out
   lease_state_ = LeaseState::kGranting;
   out.grant_lease = true;
   for (auto& key : keys_) {
+    if (!key.published) {
+      // Whatever is left of it sits on the lost lease, which is revoked or expires: nothing to delete.
+      key.state = KeyState::kWithdrawn;
+      key.retry_at.reset();
+      key.deferred.reset();
+      key.delete_wanted = false;
+      key.delete_in_flight = false;
+      ++key.attempt;
+      continue;
+    }
     if (key.state == KeyState::kRegistered && key.restore_reason.empty()) key.restore_reason = "lease lost";
     key.state = KeyState::kPending;
     key.retry_at.reset();
@@ -146,6 +163,7 @@ void Registration::lose_lease(const std::string& reason, TimePoint, Actions& out
 void Registration::schedule_write(size_t index, int64_t expect_mod_revision, Actions& out) {
   Key& key = keys_[index];
   assert(lease_state_ == LeaseState::kAlive);
+  assert(key.published);
   key.state = KeyState::kWriting;
   key.retry_at.reset();
   key.deferred.reset();
@@ -179,9 +197,40 @@ bool Registration::is_own_lease(int64_t lease) const {
   return lease == lease_ || std::find(old_leases_.begin(), old_leases_.end(), lease) != old_leases_.end();
 }
 
+void Registration::request_delete(size_t index, int64_t lease, Actions& out) {
+  Key& key = keys_[index];
+  key.state = KeyState::kWithdrawn;
+  key.retry_at.reset();
+  key.deferred.reset();
+  key.delete_wanted = true;
+  key.delete_in_flight = true;
+  key.delete_lease = lease;
+  ++key.attempt;
+  out.deletes.push_back({.index = index, .lease = lease, .attempt = key.attempt});
+}
+
+void Registration::decide_withdrawn(size_t index, const std::optional<Observed>& current, Actions& out) {
+  Key& key = keys_[index];
+  key.state = KeyState::kWithdrawn;
+  // Never restored while withdrawn. Only a value still on one of our leases is ours to take away (a write
+  // that landed after all, a failed delete); anything else belongs to someone else and is left alone.
+  if (current && current->lease != 0 && is_own_lease(current->lease)) {
+    if (!key.delete_in_flight) request_delete(index, current->lease, out);
+    return;
+  }
+  if (!key.delete_in_flight) {
+    key.delete_wanted = false;
+    key.retry_at.reset();
+  }
+}
+
 void Registration::decide(size_t index, const std::optional<Observed>& current, TimePoint now, double random01,
                           Actions& out) {
   Key& key = keys_[index];
+  if (!key.published) {
+    decide_withdrawn(index, current, out);
+    return;
+  }
   if (lease_state_ != LeaseState::kAlive) {
     key.state = KeyState::kPending;  // rewritten when the next lease is granted
     return;
@@ -228,6 +277,10 @@ Actions Registration::on_write_result(size_t index, const WriteOutcome& outcome,
     case WriteOutcome::Kind::kWritten: {
       key.known_revision = outcome.revision;
       key.mod_revision = outcome.revision;
+      if (!key.published) {
+        request_delete(index, lease_, out);  // withdrawn while the write was in flight: take it back
+        break;
+      }
       mark_registered(index, out);
       break;
     }
@@ -239,6 +292,12 @@ Actions Registration::on_write_result(size_t index, const WriteOutcome& outcome,
       lose_lease("put refused: lease not found", now, out);
       return out;
     case WriteOutcome::Kind::kFailed: {
+      if (!key.published) {
+        // It may have landed anyway (deadline after commit): the own-key watch would show it, and then it
+        // is deleted.
+        key.state = KeyState::kWithdrawn;
+        break;
+      }
       const bool first_failure = key.write_backoff.attempts() == 0;
       key.state = KeyState::kPending;
       key.retry_at = now + key.write_backoff.next(random01);
@@ -308,6 +367,13 @@ Actions Registration::on_tick(TimePoint now, double random01) {
     lease_state_ = LeaseState::kGranting;
     out.grant_lease = true;
   }
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    Key& key = keys_[i];
+    if (key.state == KeyState::kWithdrawn && key.delete_wanted && !key.delete_in_flight && key.retry_at &&
+        now >= *key.retry_at) {
+      request_delete(i, key.delete_lease, out);
+    }
+  }
   if (lease_state_ == LeaseState::kAlive) {
     for (size_t i = 0; i < keys_.size(); ++i) {
       Key& key = keys_[i];
@@ -333,6 +399,9 @@ std::optional<TimePoint> Registration::next_wakeup() const {
     }
   }
   if (lease_state_ == LeaseState::kNone && grant_retry_at_) consider(*grant_retry_at_);
+  for (const auto& key : keys_) {
+    if (key.state == KeyState::kWithdrawn && key.delete_wanted && key.retry_at) consider(*key.retry_at);
+  }
   return at;
 }
 
@@ -344,6 +413,7 @@ Actions Registration::update_values(const std::vector<std::string>& values, Time
     if (key.desired.value == values[i]) continue;
     key.desired.value = values[i];
     if (lease_state_ != LeaseState::kAlive) continue;  // written with the next lease
+    if (!key.published) continue;  // written with its new value when published again
     if (key.state == KeyState::kRegistered || key.state == KeyState::kWriting) {
       schedule_write(i, key.state == KeyState::kRegistered ? key.mod_revision : 0, out);
     }
@@ -365,8 +435,95 @@ bool Registration::all_registered() const {
   return std::all_of(keys_.begin(), keys_.end(), [](const Key& k) { return k.state == KeyState::kRegistered; });
 }
 
+bool Registration::settled() const {
+  return std::all_of(keys_.begin(), keys_.end(), [](const Key& k) {
+    return k.state == KeyState::kRegistered || (!k.published && k.state == KeyState::kWithdrawn);
+  });
+}
+
+bool Registration::withdrawals_pending() const {
+  return std::any_of(keys_.begin(), keys_.end(), [](const Key& k) {
+    return !k.published && (k.delete_wanted || k.state == KeyState::kWriting);
+  });
+}
+
+Actions Registration::set_published(size_t index, bool published, TimePoint now, const std::string& reason) {
+  Actions out;
+  Key& key = keys_[index];
+  if (key.published == published) return out;
+  key.published = published;
+  const std::string why = reason.empty() ? std::string() : " (" + reason + ")";
+  if (!published) {
+    out.notes.push_back({LogNote::Level::kInfo, "withdrawing " + key.desired.key + why +
+                                                    (lease_state_ == LeaseState::kAlive ? "; lease " + lease_hex() + " kept" : "")});
+    key.restore_reason.clear();
+    key.conflict_lease = 0;
+    switch (key.state) {
+      case KeyState::kRegistered:
+        request_delete(index, lease_, out);
+        break;
+      case KeyState::kWriting:
+        break;  // the write's answer decides: a key it wrote is deleted then
+      case KeyState::kPending:
+      case KeyState::kConflict:
+      case KeyState::kWithdrawn:
+        key.state = KeyState::kWithdrawn;
+        key.retry_at.reset();
+        break;
+    }
+    if (lease_state_ == LeaseState::kAlive) check_ready(out);
+    return out;
+  }
+  // Published again. A delete still in flight is overtaken: its answer is dropped, and the create-only write
+  // either finds the old value (ours: registered) or writes it; a delete landing after that is restored by
+  // the own-key watch like any other.
+  if (key.state == KeyState::kWriting) return out;  // the pending write now counts as the publish
+  key.delete_wanted = false;
+  key.delete_in_flight = false;
+  key.retry_at.reset();
+  ++key.attempt;
+  key.restore_reason = reason.empty() ? "published" : reason;
+  if (lease_state_ == LeaseState::kAlive) {
+    schedule_write(index, 0, out);
+  } else {
+    key.state = KeyState::kPending;  // written when the lease is granted
+  }
+  (void)now;
+  return out;
+}
+
+Actions Registration::on_delete_result(size_t index, const DeleteOutcome& outcome, TimePoint now, double random01) {
+  Actions out;
+  Key& key = keys_[index];
+  if (outcome.attempt != key.attempt || key.published || !key.delete_in_flight) return out;
+  key.delete_in_flight = false;
+  switch (outcome.kind) {
+    case DeleteOutcome::Kind::kDeleted:
+      key.delete_wanted = false;
+      key.write_backoff.reset();
+      key.known_revision = std::max(key.known_revision, outcome.revision);
+      out.notes.push_back({LogNote::Level::kInfo, "withdrew " + key.desired.key + " (deleted from lease " +
+                                                      lease_to_hex(key.delete_lease) + ")"});
+      break;
+    case DeleteOutcome::Kind::kNotOurs:
+      key.delete_wanted = false;
+      key.write_backoff.reset();
+      break;
+    case DeleteOutcome::Kind::kFailed: {
+      const bool first_failure = key.write_backoff.attempts() == 0;
+      key.retry_at = now + key.write_backoff.next(random01);
+      if (first_failure) {
+        out.notes.push_back({LogNote::Level::kWarn, "cannot delete withdrawn " + key.desired.key + ": " + outcome.error +
+                                                        "; retrying with backoff"});
+      }
+      break;
+    }
+  }
+  return out;
+}
+
 void Registration::check_ready(Actions& out) {
-  if (!ready_reported_ && all_registered()) {
+  if (!ready_reported_ && settled()) {
     ready_reported_ = true;
     out.became_ready = true;
   }

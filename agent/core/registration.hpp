@@ -20,6 +20,8 @@ using TimePoint = SteadyClock::time_point;
 struct DesiredKey {
   std::string key;
   std::string value;
+  // False: held back (service not healthy yet, or drained) until set_published(index, true).
+  bool published = true;
 };
 
 // What etcd holds under one of our keys, as seen by a Txn failure branch, a Range or a watch event.
@@ -44,6 +46,19 @@ struct WriteOutcome {
   uint64_t attempt = 0;                 // WriteKey::attempt this answers; older attempts are ignored
 };
 
+// The answer to a DeleteKey: a Txn "if lease(key) == ours then delete".
+struct DeleteOutcome {
+  enum class Kind {
+    kDeleted,  // it was ours and is gone at `revision`
+    kNotOurs,  // the compare failed: the key is absent or held by another lease; nothing was deleted
+    kFailed,   // transport error or deadline; retried with backoff while the key stays withdrawn
+  };
+  Kind kind = Kind::kFailed;
+  int64_t revision = 0;
+  std::string error;
+  uint64_t attempt = 0;  // DeleteKey::attempt this answers
+};
+
 enum class ObservationSource {
   kWatch,  // an event on our key: may be older than what we already know, so it is ordered by revision
   kRange,  // a fresh read after (re)connecting: authoritative, even if revisions went back (etcd wiped)
@@ -57,6 +72,14 @@ struct WriteKey {
   uint64_t attempt = 0;             // echoed back in WriteOutcome
 };
 
+// Withdraw a key: delete it only if it is still on `lease` (ours), so another agent's key is never touched.
+// The lease itself stays alive: the agent's other keys keep their registration.
+struct DeleteKey {
+  size_t index = 0;
+  int64_t lease = 0;
+  uint64_t attempt = 0;  // echoed back in DeleteOutcome
+};
+
 struct LogNote {
   enum class Level { kInfo, kWarn };
   Level level = Level::kInfo;
@@ -68,10 +91,12 @@ struct Actions {
   std::optional<int64_t> keepalive;     // send one keepalive for this lease now
   std::optional<int64_t> revoke_stale;  // a lease of ours we gave up on; revoke it, best effort
   std::vector<WriteKey> writes;
+  std::vector<DeleteKey> deletes;
   std::vector<LogNote> notes;
-  bool became_ready = false;            // every key registered for the first time
+  bool became_ready = false;            // every published key registered for the first time
   bool empty() const {
-    return !grant_lease && !keepalive && !revoke_stale && writes.empty() && notes.empty() && !became_ready;
+    return !grant_lease && !keepalive && !revoke_stale && writes.empty() && deletes.empty() && notes.empty() &&
+           !became_ready;
   }
 };
 
@@ -84,7 +109,8 @@ struct RegistrationOptions {
 
 class Registration {
  public:
-  enum class KeyState { kPending, kWriting, kRegistered, kConflict };
+  // kWithdrawn: not published (unhealthy or drained); not in etcd on our behalf once its delete is through.
+  enum class KeyState { kPending, kWriting, kRegistered, kConflict, kWithdrawn };
   enum class LeaseState { kNone, kGranting, kAlive };
 
   Registration(std::vector<DesiredKey> keys, RegistrationOptions options);
@@ -119,6 +145,16 @@ class Registration {
   // Replaces the values (same keys, same order) — a re-rendered value after e.g. a reload; rewrites changed ones.
   Actions update_values(const std::vector<std::string>& values, TimePoint now);
 
+  // Publishes or withdraws one key; the lease and every other key are untouched. Withdrawing deletes the
+  // key only while it is on our lease, and the own-key watch no longer restores it; publishing writes it
+  // again at once (or with the next lease). Idempotent. `reason` goes into the log line.
+  Actions set_published(size_t index, bool published, TimePoint now, const std::string& reason = {});
+  Actions on_delete_result(size_t index, const DeleteOutcome& outcome, TimePoint now, double random01);
+  bool published(size_t index) const { return keys_[index].published; }
+  // A withdrawn key may still be in etcd: its delete is in flight, waiting for a retry, or its write has
+  // not answered yet. Shutdown waits for this to clear before the drain delay starts.
+  bool withdrawals_pending() const;
+
   int64_t lease() const { return lease_state_ == LeaseState::kAlive ? lease_ : 0; }
   LeaseState lease_state() const { return lease_state_; }
   std::optional<TimePoint> lease_deadline() const;
@@ -147,12 +183,19 @@ class Registration {
     // An observation that arrived while our write was in flight; applied once the write answers.
     std::optional<std::optional<Observed>> deferred;
     int64_t deferred_revision = 0;
+    bool published = true;
+    bool delete_wanted = false;     // withdrawn while etcd may still hold it on `delete_lease`
+    bool delete_in_flight = false;
+    int64_t delete_lease = 0;
   };
 
   void lose_lease(const std::string& reason, TimePoint now, Actions& out);
   void schedule_write(size_t index, int64_t expect_mod_revision, Actions& out);
   void decide(size_t index, const std::optional<Observed>& current, TimePoint now, double random01, Actions& out);
   void mark_registered(size_t index, Actions& out);
+  void request_delete(size_t index, int64_t lease, Actions& out);
+  void decide_withdrawn(size_t index, const std::optional<Observed>& current, Actions& out);
+  bool settled() const;
   bool is_own_lease(int64_t lease) const;
   void check_ready(Actions& out);
   std::chrono::milliseconds keepalive_interval() const;

@@ -5,12 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -27,6 +29,7 @@
 #include "agent/runtime/coro.hpp"
 #include "agent/runtime/config_mirror.hpp"
 #include "agent/runtime/discovery.hpp"
+#include "agent/runtime/health_monitor.hpp"
 #include "agent/runtime/registrar.hpp"
 
 namespace sidecar::daemon {
@@ -39,6 +42,8 @@ namespace {
 // cancelling and draining, which does not wait on the network.
 constexpr std::chrono::milliseconds kRevokeBudget{600};
 constexpr std::chrono::milliseconds kHardStop{900};
+// With a drain delay, how long to wait for etcd to confirm the deletes before the delay starts anyway.
+constexpr std::chrono::milliseconds kWithdrawBudget{1000};
 
 void print_dev_banner(const core::Manifest& m) {
   std::cout << "\netcd-sidecar is running (dev mode). Registered keys:\n";
@@ -50,11 +55,13 @@ void print_dev_banner(const core::Manifest& m) {
 }
 
 // A plain function, not a lambda: a coroutine lambda's captures die with the temporary closure object.
-asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, etcd::Client* client,
+asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, runtime::HealthMonitor* health,
+                                        etcd::Client* client,
                                         std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
                                         std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors,
                                         asio::steady_timer* hard_stop, asio::signal_set* signals,
                                         runtime::AdminServer* admin, Watchdog* watchdog) {
+  health->stop();
   for (auto& d : *discoveries) d->stop();
   for (auto& m : *mirrors) m->stop();
   if (registrar) co_await registrar->stop(kRevokeBudget);
@@ -64,6 +71,28 @@ asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, etcd::Cli
   client->shutdown();
   hard_stop->cancel();
   signals->cancel();
+}
+
+// SIGTERM with a drain delay: take the keys out first (the lease stays, so nothing else moves), give the
+// app `delay` to finish in-flight requests while clients notice, then run `then` (the usual deregistration).
+asio::awaitable<void> drain_then(runtime::Registrar* registrar, runtime::HealthMonitor* health,
+                                 std::chrono::milliseconds delay, asio::steady_timer* timer,
+                                 std::function<void()> then) {
+  health->stop();  // no check result may publish a key again
+  const auto started = std::chrono::steady_clock::now();
+  const bool withdrawn = co_await registrar->withdraw_for_shutdown(kWithdrawBudget);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (withdrawn) {
+    spdlog::info("keys deleted in {} ms; waiting drain_delay {} ms before revoking the lease", took.count(),
+                 delay.count());
+  } else {
+    spdlog::warn("not every key could be deleted within {} ms; waiting drain_delay {} ms anyway", took.count(),
+                 delay.count());
+  }
+  timer->expires_after(delay);
+  boost::system::error_code ec;
+  co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  then();
 }
 
 // SIGQUIT: exit for an upgrade. Nothing is deregistered: the lease (recorded in the state file) and its keys
@@ -148,7 +177,9 @@ int run_agent(AgentOptions options) {
   }
 
   std::vector<core::DesiredKey> keys;
-  for (const auto& s : manifest.services) keys.push_back({manifest.key_of(s), core::encode_registration(s)});
+  for (const auto& s : manifest.services) {
+    keys.push_back({manifest.key_of(s), core::encode_registration(s), runtime::HealthMonitor::initially_healthy(s)});
+  }
   core::RegistrationOptions reg_options;
   reg_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(manifest.lease_ttl);
 
@@ -183,6 +214,11 @@ int run_agent(AgentOptions options) {
   } else {
     on_ready();
   }
+  // Checks gate the keys: a service's key is published only while all of its checks pass.
+  runtime::HealthMonitor health(io, manifest, [&registrar](size_t service, bool healthy, const std::string& reason) {
+    if (registrar) registrar->set_service_healthy(service, healthy, reason);
+  });
+  health.start();
 
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries;
   for (size_t i = 0; i < manifest.discover.size(); ++i) {
@@ -205,6 +241,7 @@ int run_agent(AgentOptions options) {
     SnapshotSources sources;
     sources.manifest = &manifest;
     sources.registrar = registrar.get();
+    sources.health = &health;
     sources.discoveries = &discoveries;
     sources.mirrors = &mirrors;
     sources.shutting_down = &shutting_down;
@@ -212,8 +249,17 @@ int run_agent(AgentOptions options) {
     sources.start_time_unix = start_time_unix;
     sources.version = SIDECAR_VERSION;
     admin->handlers().snapshot = [sources] { return collect_snapshot(sources); };
-    // handlers().drain stays unset (POST /v1/drain answers 501) until the health-check layer provides drain;
-    // handlers().metric_collectors / status_decorators are where check results go.
+    admin->handlers().metric_collectors.push_back(
+        [sources](std::vector<core::MetricFamily>& out) { collect_check_metrics(sources, out); });
+    admin->handlers().status_decorators.push_back([r = registrar.get()](nlohmann::json& doc) {
+      doc["drained"] = r != nullptr && r->drained();
+    });
+    // POST /v1/drain and /v1/undrain: the same as SIGUSR1/SIGUSR2, for a Kubernetes preStop hook.
+    admin->handlers().drain = [r = registrar.get(), &shutting_down](bool drain) {
+      if (shutting_down) return false;
+      if (r != nullptr) r->set_drained(drain, drain ? "POST /v1/drain" : "POST /v1/undrain");
+      return true;
+    };
     admin->start();
   }
   std::unique_ptr<Watchdog> watchdog;
@@ -224,8 +270,24 @@ int run_agent(AgentOptions options) {
 
   int exit_code = kExitOk;
   asio::steady_timer hard_stop(io);
+  asio::steady_timer drain_delay(io);
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   signals.add(SIGQUIT);
+  signals.add(SIGUSR1);
+  signals.add(SIGUSR2);
+  // Arms the backstop and deregisters; with a drain delay this runs once the delay is over, so the
+  // revoke budget and the hard stop are measured from there.
+  auto deregister = [&] {
+    hard_stop.expires_after(kHardStop);
+    hard_stop.async_wait([&](const boost::system::error_code& e) {
+      if (e) return;
+      spdlog::warn("shutdown took longer than {} ms; stopping the loop", kHardStop.count());
+      io.stop();
+    });
+    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), &health, client.get(), &discoveries,
+                                                           &mirrors, &hard_stop, &signals, admin.get(),
+                                                           watchdog.get()));
+  };
   std::function<void(const boost::system::error_code&, int)> on_signal;
   on_signal = [&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
@@ -233,6 +295,17 @@ int run_agent(AgentOptions options) {
       // Live reload is not implemented yet. SIGHUP's default action would kill the agent (and a unit's
       // ExecReload would take the registration down with it), so it is caught and said plainly.
       spdlog::warn("SIGHUP: live reload is not supported yet; restart the agent to apply manifest changes");
+      signals.async_wait(on_signal);
+      return;
+    }
+    if (signo == SIGUSR1 || signo == SIGUSR2) {
+      const bool drain = signo == SIGUSR1;
+      const std::string reason = drain ? "SIGUSR1" : "SIGUSR2";
+      if (registrar) {
+        registrar->set_drained(drain, reason);
+      } else {
+        spdlog::info("{}: nothing to {}, no services are registered", reason, drain ? "drain" : "undrain");
+      }
       signals.async_wait(on_signal);
       return;
     }
@@ -245,21 +318,27 @@ int run_agent(AgentOptions options) {
     if (signo == SIGQUIT) {
       sd_notify("STOPPING=1");
       exit_code = kExitHandover;
-      handover(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals, admin.get(),
-               watchdog.get(), lease_recorded);
+      health.stop();  // its loops would keep the io_context running
+      // By way of the writer thread: a lease record still queued there is written (and reports back to
+      // this thread) before the handover looks at lease_recorded.
+      asio::post(writer, [&] {
+        asio::post(io, [&] {
+          handover(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals, admin.get(),
+                   watchdog.get(), lease_recorded);
+        });
+      });
+      return;
+    }
+    sd_notify("STOPPING=1");
+    if (registrar && manifest.drain_delay.count() > 0) {
+      spdlog::info("{} received: withdrawing keys, then deregistering after drain_delay {} ms (send it again to exit at once)",
+                   strsignal(signo), manifest.drain_delay.count());
+      runtime::spawn_owned(io, "drain before shutdown",
+                           drain_then(registrar.get(), &health, manifest.drain_delay, &drain_delay, deregister));
       return;
     }
     spdlog::info("{} received: deregistering", strsignal(signo));
-    sd_notify("STOPPING=1");
-    // A backstop: whatever is still running after this has had its chance.
-    hard_stop.expires_after(kHardStop);
-    hard_stop.async_wait([&](const boost::system::error_code& e) {
-      if (e) return;
-      spdlog::warn("shutdown took longer than {} ms; stopping the loop", kHardStop.count());
-      io.stop();
-    });
-    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals,
-                                                          admin.get(), watchdog.get()));
+    deregister();
   };
   signals.async_wait(on_signal);
 

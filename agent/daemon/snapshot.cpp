@@ -63,6 +63,21 @@ core::AgentSnapshot collect_snapshot(const SnapshotSources& src) {
       svc.key = reg.desired(i).key;
       svc.state = core::to_string(reg.key_state(i));
       svc.conflict_lease = reg.conflict_lease(i);
+      // Withdrawn on purpose (failing checks, drained): not counted against readiness.
+      svc.wanted = reg.published(i);
+      if (src.health != nullptr && i < src.health->view().size()) {
+        for (const auto& c : src.health->view()[i].checks) {
+          nlohmann::json check{{"name", c.name},
+                               {"type", core::to_string(c.type)},
+                               {"status", core::to_string(c.status)},
+                               {"runs", c.runs},
+                               {"consecutive_passes", c.consecutive_passes},
+                               {"consecutive_failures", c.consecutive_failures},
+                               {"output", c.last_output}};
+          if (c.last_passed) check["last_passed"] = *c.last_passed;
+          svc.checks.push_back(std::move(check));
+        }
+      }
       s.services.push_back(std::move(svc));
     }
   } else {
@@ -114,6 +129,31 @@ core::ConfigVersion read_config_version(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) v.mtime_unix = static_cast<int64_t>(st.st_mtime);
   return v;
+}
+
+}  // namespace sidecar::daemon
+
+namespace sidecar::daemon {
+
+void collect_check_metrics(const SnapshotSources& src, std::vector<core::MetricFamily>& out) {
+  core::MetricFamily status{"etcd_sidecar_check_passing", "1 while a health check's status is passing, else 0",
+                            core::MetricType::kGauge, {}, {}};
+  core::MetricFamily runs{"etcd_sidecar_check_runs_total", "Health check runs", core::MetricType::kCounter, {}, {}};
+  core::MetricFamily drained{"etcd_sidecar_drained", "1 while the agent is drained (SIGUSR1, POST /v1/drain)",
+                             core::MetricType::kGauge, {}, {}};
+  if (src.health != nullptr) {
+    for (const auto& svc : src.health->view()) {
+      for (const auto& c : svc.checks) {
+        core::Labels labels{{"service", svc.name}, {"id", svc.id}, {"check", c.name}};
+        status.samples.push_back({labels, c.status == core::HealthStatus::kPassing ? 1.0 : 0.0});
+        runs.samples.push_back({labels, static_cast<double>(c.runs)});
+      }
+    }
+  }
+  drained.samples.push_back({{}, src.registrar != nullptr && src.registrar->drained() ? 1.0 : 0.0});
+  out.push_back(std::move(status));
+  out.push_back(std::move(runs));
+  out.push_back(std::move(drained));
 }
 
 }  // namespace sidecar::daemon

@@ -11,6 +11,7 @@
 #include "agent/core/manifest.hpp"
 #include "agent/runtime/config_mirror.hpp"
 #include "agent/runtime/discovery.hpp"
+#include "agent/runtime/health_monitor.hpp"
 #include "agent/runtime/registrar.hpp"
 
 namespace sidecar::daemon {
@@ -18,6 +19,7 @@ namespace sidecar::daemon {
 struct SnapshotSources {
   const core::Manifest* manifest = nullptr;
   const runtime::Registrar* registrar = nullptr;  // null when the manifest registers nothing
+  const runtime::HealthMonitor* health = nullptr;  // per-service check results, in manifest order
   const std::vector<std::unique_ptr<runtime::Discovery>>* discoveries = nullptr;
   const std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors = nullptr;
   const bool* shutting_down = nullptr;
@@ -27,6 +29,9 @@ struct SnapshotSources {
 };
 
 core::AgentSnapshot collect_snapshot(const SnapshotSources& sources);
+
+// Check results and drain state as metric families (etcd_sidecar_check_*, etcd_sidecar_drained).
+void collect_check_metrics(const SnapshotSources& sources, std::vector<core::MetricFamily>& out);
 
 // Hash and mtime of the manifest file as it is on disk now; empty hash when it cannot be read.
 core::ConfigVersion read_config_version(const std::string& path);

@@ -76,8 +76,13 @@ int spawn_child(std::vector<std::string>& argv, int out_fd, pid_t* pid) {
 
 }  // namespace
 
+void CommandControl::kill_group() const {
+  // Before the reap the group still exists (at worst as a zombie leader), so the pid cannot be reused yet.
+  if (pid > 0) ::kill(-pid, SIGKILL);
+}
+
 asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::chrono::milliseconds timeout,
-                                           size_t max_output) {
+                                           size_t max_output, CommandControl* control) {
   CommandResult result;
   const auto started = std::chrono::steady_clock::now();
   if (argv.empty()) {
@@ -97,6 +102,7 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
     co_return result;
   }
 
+  if (control != nullptr) control->pid = pid;
   auto executor = co_await asio::this_coro::executor;
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   bool timed_out = false;
@@ -113,6 +119,7 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
     boost::system::error_code ec;
     co_await exit_watch.async_wait(asio::posix::stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     deadline.cancel();
+    if (control != nullptr) control->pid = -1;
     ::waitpid(pid, &status, 0);
   } else {
     // No pidfd (kernel < 5.3): poll the child on a short timer rather than block the loop.
@@ -126,6 +133,7 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
       tick.expires_after(std::chrono::milliseconds(10));
       co_await tick.async_wait(asio::use_awaitable);
     }
+    if (control != nullptr) control->pid = -1;
   }
   result.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   result.output = read_tail(out_fd, max_output);

@@ -22,10 +22,17 @@ struct CommandResult {
   std::string describe() const;  // "exit 0", "exit 3", "killed by signal 9", "timed out after 2000 ms"
 };
 
+// Lets the owner of a running command kill it early (e.g. a health check at shutdown). `pid` is the
+// process group leader while the child runs (not yet reaped), -1 otherwise.
+struct CommandControl {
+  int pid = -1;
+  void kill_group() const;
+};
+
 // Runs argv[0] (looked up in PATH) with argv. Output goes to an in-memory file, so a chatty command never
 // blocks on a full pipe and a daemonizing one that keeps the descriptor open never hangs us.
 boost::asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::chrono::milliseconds timeout,
-                                                  size_t max_output = 16 * 1024);
+                                                  size_t max_output = 16 * 1024, CommandControl* control = nullptr);
 
 // `/bin/sh -c command`: for manifest strings like "nginx -s reload" or "kill -HUP $(cat pidfile)".
 boost::asio::awaitable<CommandResult> run_shell(std::string command, std::chrono::milliseconds timeout,

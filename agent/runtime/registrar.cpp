@@ -33,8 +33,12 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
       wake_(io),
       keepalive_retry_(io),
       watch_retry_(io),
-      adopt_retry_(io) {
-  for (size_t i = 0; i < keys.size(); ++i) key_index_.emplace(keys[i].key, i);
+      adopt_retry_(io),
+      settle_(io) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    key_index_.emplace(keys[i].key, i);
+    healthy_.push_back(keys[i].published);
+  }
 }
 
 void Registrar::start(std::optional<int64_t> previous_lease) {
@@ -97,12 +101,86 @@ void Registrar::apply(core::Actions actions) {
   if (actions.grant_lease) grant_lease();
   if (actions.keepalive) send_keepalive(*actions.keepalive);
   for (const auto& write : actions.writes) write_key(write);
+  for (const auto& del : actions.deletes) delete_key(del);
   if (actions.became_ready && hooks_.on_ready) hooks_.on_ready();
   if (machine_.lease() != 0 && machine_.lease() != reported_lease_) {
     reported_lease_ = machine_.lease();
     if (hooks_.on_lease) hooks_.on_lease(reported_lease_);
   }
   wake_.cancel();  // the tick loop re-reads next_wakeup()
+  settle_.cancel();
+}
+
+void Registrar::update_published(size_t index, const std::string& reason) {
+  const bool publish = healthy_[index] && !drained_;
+  apply(machine_.set_published(index, publish, now(), reason));
+}
+
+void Registrar::set_service_healthy(size_t index, bool healthy, const std::string& reason) {
+  if (healthy_[index] == healthy) return;
+  healthy_[index] = healthy;
+  // While drained the key stays withdrawn; the health is remembered for the undrain.
+  if (!drained_) update_published(index, reason);
+}
+
+void Registrar::set_drained(bool drained, const std::string& reason) {
+  if (withdrawing_for_shutdown_) {
+    spdlog::info("{}: ignored, the agent is shutting down", reason);
+    return;
+  }
+  if (drained_ == drained) {
+    spdlog::info("{}: already {}", reason, drained ? "drained" : "undrained");
+    return;
+  }
+  drained_ = drained;
+  size_t published = 0;
+  for (size_t i = 0; i < healthy_.size(); ++i) published += healthy_[i] ? 1 : 0;
+  if (drained) {
+    spdlog::info("{}: draining: withdrawing {} key(s), lease {} kept", reason, machine_.key_count(),
+                 core::lease_to_hex(machine_.lease()));
+  } else {
+    spdlog::info("{}: undraining: publishing {} healthy key(s) of {}", reason, published, machine_.key_count());
+  }
+  for (size_t i = 0; i < healthy_.size(); ++i) update_published(i, drained ? "drained" : "undrained");
+}
+
+asio::awaitable<bool> Registrar::withdraw_for_shutdown(std::chrono::milliseconds budget) {
+  withdrawing_for_shutdown_ = true;
+  drained_ = true;
+  for (size_t i = 0; i < healthy_.size(); ++i) update_published(i, "shutting down");
+  const auto deadline = now() + budget;
+  while (machine_.withdrawals_pending() && now() < deadline && !stopping_) {
+    settle_.expires_at(deadline);
+    boost::system::error_code ec;
+    co_await settle_.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  co_return !machine_.withdrawals_pending();
+}
+
+void Registrar::delete_key(const core::DeleteKey& del) {
+  const auto& desired = machine_.desired(del.index);
+  // Only while it is on our lease: a key another agent took over in the meantime is left alone.
+  etcd::pb::TxnRequest txn;
+  auto* cmp = txn.add_compare();
+  cmp->set_key(desired.key);
+  cmp->set_target(etcd::pb::Compare::LEASE);
+  cmp->set_result(etcd::pb::Compare::EQUAL);
+  cmp->set_lease(del.lease);
+  txn.add_success()->mutable_request_delete_range()->set_key(desired.key);
+
+  client_.txn(std::move(txn), [this, del](etcd::RpcResult<etcd::pb::TxnResponse> r) {
+    if (stopping_) return;
+    core::DeleteOutcome outcome;
+    outcome.attempt = del.attempt;
+    if (!r.ok()) {
+      outcome.kind = core::DeleteOutcome::Kind::kFailed;
+      outcome.error = r.status.error_message();
+    } else {
+      outcome.kind = r.response.succeeded() ? core::DeleteOutcome::Kind::kDeleted : core::DeleteOutcome::Kind::kNotOurs;
+      outcome.revision = r.response.header().revision();
+    }
+    apply(machine_.on_delete_result(del.index, outcome, now(), random01()));
+  });
 }
 
 void Registrar::grant_lease() {
@@ -320,6 +398,7 @@ void Registrar::halt_loops() {
   stopping_ = true;
   wake_.cancel();
   adopt_retry_.cancel();
+  settle_.cancel();
   keepalive_retry_.cancel();
   watch_retry_.cancel();
   if (keepalive_stream_) keepalive_stream_->cancel();

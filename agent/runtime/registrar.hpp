@@ -50,6 +50,17 @@ class Registrar {
   const core::Histogram& keepalive_rtt() const { return keepalive_rtt_; }
   std::chrono::seconds ttl() const { return ttl_; }
 
+  // A key is published iff its service is healthy and the agent is not drained. Withdrawing deletes only
+  // that key (if still on our lease); the lease and the other keys stay. Both are idempotent.
+  void set_service_healthy(size_t index, bool healthy, const std::string& reason);
+  // Drain: withdraw every key while the agent keeps running (SIGUSR1, the admin endpoint); undrain
+  // publishes the healthy ones again (SIGUSR2). Ignored once shutdown has begun.
+  void set_drained(bool drained, const std::string& reason);
+  bool drained() const { return drained_; }
+  // Shutdown with a drain delay: withdraw every key for good and wait (at most `budget`) until etcd has
+  // confirmed the deletes. The lease stays until stop(). True when every delete went through.
+  asio::awaitable<bool> withdraw_for_shutdown(std::chrono::milliseconds budget);
+
  private:
   asio::awaitable<void> adopt_or_grant(int64_t lease);
   void halt_loops();
@@ -61,6 +72,8 @@ class Registrar {
   void apply(core::Actions actions);
   void grant_lease();
   void write_key(const core::WriteKey& write);
+  void delete_key(const core::DeleteKey& del);
+  void update_published(size_t index, const std::string& reason);
   void send_keepalive(int64_t lease);
   void revoke_stale(int64_t lease);
   double random01() { return uniform_(rng_); }
@@ -84,6 +97,10 @@ class Registrar {
   bool stopping_ = false;
   int64_t reported_lease_ = 0;
   core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
+  std::vector<bool> healthy_;
+  bool drained_ = false;
+  bool withdrawing_for_shutdown_ = false;
+  asio::steady_timer settle_;  // woken whenever an action was applied, for withdraw_for_shutdown
 
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};

@@ -246,7 +246,7 @@ TEST_F(AdminEndpoint, ReadyzIs503WhileEtcdIsUnreachableAnd200AfterLivezAlways200
   EXPECT_EQ(http_request(port, "GET", "/livez").status, 200);
 }
 
-TEST_F(AdminEndpoint, UnknownPathWrongMethodAndMissingDrainHookAreAnswered) {
+TEST_F(AdminEndpoint, UnknownPathAndWrongMethodAreAnswered) {
   const std::uint16_t port = start_agent(manifest());
   const HttpResponse missing = http_request(port, "GET", "/nope");
   EXPECT_EQ(missing.status, 404);
@@ -256,11 +256,29 @@ TEST_F(AdminEndpoint, UnknownPathWrongMethodAndMissingDrainHookAreAnswered) {
   const HttpResponse get_drain = http_request(port, "GET", "/v1/drain");
   EXPECT_EQ(get_drain.status, 405);
   EXPECT_EQ(get_drain.header("allow"), "POST");
-  for (const char* path : {"/v1/drain", "/v1/undrain"}) {
-    const HttpResponse r = http_request(port, "POST", path);
-    EXPECT_EQ(r.status, 501) << path;
-    EXPECT_THAT(r.body, HasSubstr("no drain handler")) << path;
-  }
+}
+
+// The Kubernetes preStop path: POST /v1/drain takes the key out while the agent keeps its lease and keeps
+// serving; /readyz stays 200 (a drained service is withdrawn on purpose); /v1/undrain puts it back.
+TEST_F(AdminEndpoint, DrainAndUndrainRemoveAndRestoreTheKeyOnTheSameLease) {
+  const std::uint16_t port = start_agent(manifest());
+  ASSERT_TRUE(wait_until([&] { return client_->get(service_key(kApi)).has_value(); }, 10s));
+  const std::int64_t lease = client_->get(service_key(kApi))->lease;
+
+  EXPECT_EQ(http_request(port, "POST", "/v1/drain").status, 200);
+  ASSERT_TRUE(wait_until([&] { return !client_->get(service_key(kApi)).has_value(); }, 5s));
+  EXPECT_GT(client_->lease_ttl(lease).ttl, 0) << "draining must keep the lease";
+  const nlohmann::json status = nlohmann::json::parse(http_request(port, "GET", "/v1/status").body);
+  EXPECT_EQ(status["drained"], true) << status.dump();
+  EXPECT_EQ(http_request(port, "GET", "/readyz").status, 200);
+  const auto metrics = parse_prometheus(http_request(port, "GET", "/metrics").body);
+  ASSERT_TRUE(metrics.errors.empty()) << metrics.errors.front();
+  EXPECT_EQ(metrics.value("etcd_sidecar_drained"), 1.0);
+
+  EXPECT_EQ(http_request(port, "POST", "/v1/undrain").status, 200);
+  ASSERT_TRUE(wait_until([&] { return client_->get(service_key(kApi)).has_value(); }, 5s));
+  EXPECT_EQ(client_->get(service_key(kApi))->lease, lease);
+  EXPECT_EQ(nlohmann::json::parse(http_request(port, "GET", "/v1/status").body)["drained"], false);
 }
 
 TEST_F(AdminEndpoint, OversizedHeadersAndBodiesAreRefused) {
