@@ -86,13 +86,11 @@ int run_agent(AgentOptions options) {
   // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
   asio::thread_pool writer(1);
 
-  etcd::ClientOptions client_options;
-  client_options.endpoints = manifest.etcd.endpoints;
-  client_options.request_timeout = manifest.etcd.request_timeout;
+  const etcd::ClientOptions client_options = etcd::client_options_from(manifest.etcd);
   std::string error;
   auto client = etcd::Client::create(io, client_options, &error);
   if (!client) {
-    spdlog::error("{}: etcd.endpoints: {}", manifest.source, error);
+    spdlog::error("{}: etcd: {}", manifest.source, error);
     return kExitConfig;
   }
 
