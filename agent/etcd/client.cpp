@@ -199,7 +199,11 @@ std::shared_ptr<KeepAliveStream> Client::new_keepalive_stream() {
 void Client::report_failure(const std::string& endpoint, const grpc::Status& status) {
   if (stopping_) return;
   if (tls_ && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    if (auto why = explain_tls_failure(status, options_.tls)) {
+    bool never_answered = true;
+    for (const auto& ep : endpoints_) {
+      if (ep.target == endpoint) never_answered = !ep.answered;
+    }
+    if (auto why = explain_tls_failure(status, options_.tls, never_answered)) {
       if (*why != tls_problem_) spdlog::error("etcd {}: {}", endpoint, *why);
       tls_problem_ = *why;
     }
@@ -211,6 +215,12 @@ void Client::report_failure(const std::string& endpoint, const grpc::Status& sta
   current_ = (current_ + 1) % endpoints_.size();
   spdlog::info("etcd endpoint {} failed ({}); switching to {}", endpoint, status.error_message(),
                endpoints_[current_].target);
+}
+
+void Client::mark_answered(const std::string& target) {
+  for (auto& ep : endpoints_) {
+    if (ep.target == target) ep.answered = true;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ auth
@@ -268,7 +278,11 @@ void Client::authenticate() {
   raw->reader->Finish(&raw->response, &raw->status,
                       make_tag([this, call = std::move(call), work = asio::make_work_guard(io_)](bool) mutable {
                         inflight_.erase(&call->ctx);
-                        if (!call->status.ok()) report_failure(call->endpoint, call->status);
+                        if (!call->status.ok()) {
+                          report_failure(call->endpoint, call->status);
+                        } else {
+                          mark_answered(call->endpoint);
+                        }
                         finish_authentication(call->status, std::move(*call->response.mutable_token()));
                       }));
 }

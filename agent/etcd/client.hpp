@@ -341,6 +341,7 @@ class Client {
     std::unique_ptr<pb::Watch::Stub> watch;
     std::unique_ptr<pb::Maintenance::Stub> maintenance;
     std::unique_ptr<pb::Auth::Stub> auth;
+    bool answered = false;  // some call on it succeeded once; sharpens the TLS failure explanations
   };
 
   // No token yet -> Authenticate in flight -> token (or auth off on the server); a refused password waits
@@ -353,6 +354,7 @@ class Client {
   void prepare(grpc::ClientContext& ctx, milliseconds timeout) const;
   void track(const std::shared_ptr<StreamBase>& stream);
   void maybe_reload_tls();
+  void mark_answered(const std::string& target);
 
   // Runs `then(OK)` once a call may go out with token_ (at once when auth is off or a token is held), or
   // `then(error)` when authentication failed. Always on the io_context thread; never re-entrant for errors.
@@ -436,7 +438,11 @@ class Client {
                             run_unary<Resp>(std::move(op));
                             return;
                           }
-                          if (!call->status.ok()) report_failure(call->endpoint, call->status);
+                          if (!call->status.ok()) {
+                            report_failure(call->endpoint, call->status);
+                          } else {
+                            mark_answered(call->endpoint);
+                          }
                           complete_unary<Resp>(std::move(op), std::move(call->status), std::move(call->response));
                         }));
   }

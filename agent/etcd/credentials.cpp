@@ -92,7 +92,8 @@ bool is_auth_not_enabled(const grpc::Status& status) {
   return contains(status.error_message(), "authentication is not enabled");
 }
 
-std::optional<std::string> explain_tls_failure(const grpc::Status& status, const TlsOptions& tls) {
+std::optional<std::string> explain_tls_failure(const grpc::Status& status, const TlsOptions& tls,
+                                               bool never_answered) {
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return std::nullopt;
   const std::string& m = status.error_message();
   const std::string ca = tls.ca_file.empty() ? "the system's CA roots (set etcd.tls.ca)" : "etcd.tls.ca (" + tls.ca_file + ")";
@@ -110,6 +111,11 @@ std::optional<std::string> explain_tls_failure(const grpc::Status& status, const
   }
   if (contains(m, "WRONG_VERSION_NUMBER") || contains(m, "wrong version number")) {
     return "TLS handshake failed: the server does not speak TLS (use http:// for this endpoint?)";
+  }
+  if (never_answered && !tls.client_cert() &&
+      (contains(m, "Endpoint read failed") || contains(m, "Socket closed") || contains(m, "Connection reset"))) {
+    return "TLS connection closed by the server right after the handshake: it most likely requires a client "
+           "certificate; set etcd.tls.cert and etcd.tls.key";
   }
   if (contains(m, "Handshake failed") || contains(m, "handshake failed") || contains(m, "Ssl")) {
     return "TLS handshake failed (" + m + "); check etcd.tls.ca" +

@@ -52,6 +52,9 @@ bool is_auth_not_enabled(const grpc::Status& status);
 
 // A one-line explanation of a failed TLS handshake with the setting to check, e.g. "the server's
 // certificate is not signed by a CA in etcd.tls.ca (/x/ca.pem)"; nullopt when `status` is not a TLS failure.
-std::optional<std::string> explain_tls_failure(const grpc::Status& status, const TlsOptions& tls);
+// With TLS 1.3 a server that wants a client certificate accepts the handshake and then drops the
+// connection ("Endpoint read failed"), so that case is recognised only on an endpoint that never answered.
+std::optional<std::string> explain_tls_failure(const grpc::Status& status, const TlsOptions& tls,
+                                               bool never_answered);
 
 }  // namespace sidecar::etcd
