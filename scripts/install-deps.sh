@@ -24,6 +24,8 @@ readonly PACKAGES=(
   # starts on :2379 at install time, nothing here uses it.
   etcd-server
   etcd-client
+  # The TLS tests generate their CA, server and client certificates with the openssl command.
+  openssl
 )
 
 missing=()

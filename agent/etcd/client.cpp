@@ -38,7 +38,9 @@ bool is_transient(const grpc::Status& status) {
     default:
       // etcd answers "etcdserver: no leader" and "etcdserver: request timed out" as UNAVAILABLE in 3.4;
       // match the text too for members that say it otherwise.
-      return status.error_message().find("no leader") != std::string::npos;
+      // A TLS connection cut under a stream ends it with UNKNOWN "No status received".
+      return status.error_message().find("no leader") != std::string::npos ||
+             status.error_message().find("No status received") != std::string::npos;
   }
 }
 
@@ -101,6 +103,10 @@ void Client::connect(Endpoint& ep) {
   // One channel per endpoint, never shared with another Client through gRPC's global subchannel pool.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // No transparent retries: every caller has its own backoff and failover already. Also, gRPC 1.51's retry
+  // filter asserts (aborting the process) on a stream whose TLS connection is cut before the trailers
+  // arrive, which is exactly what an etcd restart does to every open watch and keepalive stream.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   std::shared_ptr<grpc::ChannelCredentials> creds =
       ep.tls ? grpc::SslCredentials(tls_->ssl) : grpc::InsecureChannelCredentials();
   ep.channel = grpc::CreateCustomChannel(ep.target, creds, args);

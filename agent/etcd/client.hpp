@@ -214,7 +214,7 @@ class BidiStream : public StreamBase, public std::enable_shared_from_this<BidiSt
 
   asio::io_context& io_;
   Opener opener_;
-  std::string endpoint_;
+  std::string endpoint_ = "(not opened)";
   grpc::ClientContext ctx_;
   std::unique_ptr<ReaderWriter> rw_;
   Req write_buf_;
