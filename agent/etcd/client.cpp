@@ -221,6 +221,14 @@ void Client::report_failure(const std::string& endpoint, const grpc::Status& sta
   current_ = (current_ + 1) % endpoints_.size();
   spdlog::info("etcd endpoint {} failed ({}); switching to {}", endpoint, status.error_message(),
                endpoints_[current_].target);
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // The member is unreachable or hung: the other streams on it would only find out from HTTP/2 pings
+    // (up to 8 s later). Cancel them now; their owners reopen them on the member we just moved to.
+    for (auto& weak : streams_) {
+      auto s = weak.lock();
+      if (s && s->endpoint() == endpoint) s->cancel();
+    }
+  }
 }
 
 void Client::mark_answered(const std::string& target) {

@@ -68,6 +68,7 @@ class StreamBase {
  public:
   virtual ~StreamBase() = default;
   virtual void cancel() = 0;
+  virtual const std::string& endpoint() const = 0;
 };
 
 // A bidirectional stream (Watch or LeaseKeepAlive). At most one read and one write may be outstanding, as
@@ -88,7 +89,7 @@ class BidiStream : public StreamBase, public std::enable_shared_from_this<BidiSt
 
   grpc::ClientContext& context() { return ctx_; }
   // The member this stream went to; empty until it was opened.
-  const std::string& endpoint() const { return endpoint_; }
+  const std::string& endpoint() const override { return endpoint_; }
   void attach(std::string endpoint, std::unique_ptr<ReaderWriter> rw) {
     endpoint_ = std::move(endpoint);
     rw_ = std::move(rw);
