@@ -125,12 +125,10 @@ class BidiStream : public StreamBase, public std::enable_shared_from_this<BidiSt
     return asio::async_initiate<Token, void(bool)>(
         [self = this->shared_from_this(), request = std::move(request)](auto handler) mutable {
           self->write_buf_ = std::move(request);
-          self->rw_->Write(self->write_buf_,
-                           make_tag([self, handler = std::move(handler),
-                                     work = asio::make_work_guard(self->io_)](bool ok) mutable {
-                             if (ok) self->expect_reply();
-                             std::move(handler)(ok);
-                           }));
+          // Counted before the write completes: the reply's read completion may be handled before the
+          // write's own completion.
+          self->expect_reply();
+          self->rw_->Write(self->write_buf_, self->bool_tag(std::move(handler)));
         },
         token);
   }
