@@ -141,6 +141,8 @@ int run_agent(AgentOptions options) {
       // Live reload is not implemented yet. SIGHUP's default action would kill the agent (and a unit's
       // ExecReload would take the registration down with it), so it is caught and said plainly.
       spdlog::warn("SIGHUP: live reload is not supported yet; restart the agent to apply manifest changes");
+      // Certificates are the exception: new etcd connections use the files as they are now.
+      if (std::string tls_error; !client->reload_tls(&tls_error)) spdlog::warn("SIGHUP: etcd TLS files: {}", tls_error);
       signals.async_wait(on_signal);
       return;
     }

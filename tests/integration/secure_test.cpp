@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -301,6 +302,21 @@ TEST_F(EtcdTls, CertificatesReplacedOnDiskArePickedUpAtTheNextReconnect) {
   ASSERT_TRUE(kv.has_value());
   EXPECT_EQ(kv->lease, lease);
   EXPECT_GT(check_->lease_ttl(lease).ttl, 0);
+}
+
+TEST_F(EtcdTls, SighupRereadsCertificateFilesForNewConnections) {
+  start_etcd(true);
+  auto agent = AgentProcess::start(manifest(etcd_->client_url(), tls_lines(true), dir_ / "peer.txt"));
+  ASSERT_TRUE(agent);
+  ASSERT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  // Same CA, re-issued bundle (here: the CA file with a trailing comment line, still valid PEM).
+  ASSERT_TRUE(write_file_atomic(dir_ / "agent-ca.pem", *read_file(certs_.ca) + "\n"));
+  ASSERT_TRUE(agent->signal(SIGHUP));
+  EXPECT_TRUE(agent->wait_for_output("etcd TLS files changed on disk", 5s)) << agent->output();
+  // Requests now go out on the new channel: a deleted key is restored through it.
+  ASSERT_EQ(check_->del("/services/app/one"), 1);
+  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  EXPECT_TRUE(agent->is_running());
 }
 
 }  // namespace
