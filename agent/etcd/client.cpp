@@ -1,6 +1,9 @@
 #include "agent/etcd/client.hpp"
 
+#include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
+
+#include <mutex>
 
 namespace sidecar::etcd {
 
@@ -53,7 +56,17 @@ constexpr milliseconds kAuthenticateTimeout{5000};  // bcrypt on the server; slo
 
 }  // namespace
 
-Client::Client(asio::io_context& io, ClientOptions options) : io_(io), options_(std::move(options)), bridge_(io) {}
+// gRPC's own log lines ("Handshake failed with fatal error ...") go to stderr on every reconnect attempt,
+// i.e. up to several times a second while a certificate is wrong. The client already says what is wrong,
+// once per change; gRPC's detail goes to the debug log instead.
+static void route_grpc_log(gpr_log_func_args* args) {
+  spdlog::debug("grpc {}:{}: {}", args->file ? args->file : "?", args->line, args->message ? args->message : "");
+}
+
+Client::Client(asio::io_context& io, ClientOptions options) : io_(io), options_(std::move(options)), bridge_(io) {
+  static std::once_flag routed;
+  std::call_once(routed, [] { gpr_set_log_function(route_grpc_log); });
+}
 
 std::unique_ptr<Client> Client::create(asio::io_context& io, ClientOptions options, std::string* error) {
   if (options.endpoints.empty()) {
