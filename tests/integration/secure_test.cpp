@@ -304,6 +304,23 @@ TEST_F(EtcdTls, CertificatesReplacedOnDiskArePickedUpAtTheNextReconnect) {
   EXPECT_GT(check_->lease_ttl(lease).ttl, 0);
 }
 
+TEST_F(EtcdTls, MutualTlsAndAuthTogetherAsInTheIssueExample) {
+  start_etcd(true);
+  std::string error;
+  ASSERT_TRUE(enable_auth(etcd_->client_url(), kPassword, &error, etcdctl_tls_args(certs_, true))) << error;
+  ASSERT_TRUE(write_file(dir_ / "password", kPassword));
+  ASSERT_TRUE(check_->authenticate("root", kRootPassword)) << check_->last_error();
+  const auto out = dir_ / "peer.txt";
+  auto agent = AgentProcess::start(manifest(
+      etcd_->client_url(), "  username: sidecar\n  password_file: " + (dir_ / "password").string() + "\n" + tls_lines(true), out));
+  ASSERT_TRUE(agent);
+  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_GT(check_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << check_->last_error();
+  EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.1:1"); }, 10s)) << agent->output();
+  EXPECT_TRUE(agent->output_contains("authenticated to etcd as user sidecar")) << agent->output();
+  EXPECT_EQ(agent->output().find(kPassword), std::string::npos);
+}
+
 TEST_F(EtcdTls, SighupRereadsCertificateFilesForNewConnections) {
   start_etcd(true);
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), tls_lines(true), dir_ / "peer.txt"));

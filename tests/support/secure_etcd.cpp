@@ -77,10 +77,20 @@ std::optional<CertSet> make_certs(const std::filesystem::path& dir, const std::s
   return set;
 }
 
+std::vector<std::string> etcdctl_tls_args(const CertSet& certs, bool with_client_cert) {
+  std::vector<std::string> args = {"--cacert=" + certs.ca.string()};
+  if (with_client_cert) {
+    args.push_back("--cert=" + certs.client.string());
+    args.push_back("--key=" + certs.client_key.string());
+  }
+  return args;
+}
+
 std::optional<std::string> etcdctl_as_root(const std::string& client_url, const std::vector<std::string>& args,
-                                           std::string* error) {
+                                           std::string* error, const std::vector<std::string>& tls_args) {
   // The root password goes through the environment, not argv, like the agent's own password would.
   std::vector<std::string> argv = {ETCDCTL_BINARY, "--endpoints=" + client_url, "--dial-timeout=3s"};
+  argv.insert(argv.end(), tls_args.begin(), tls_args.end());
   argv.insert(argv.end(), args.begin(), args.end());
   const CaptureResult r = run_and_capture(argv, std::chrono::seconds(20),
                                           {{"ETCDCTL_API", "3"}, {"ETCDCTL_USER", std::string("root:") + kRootPassword}});
@@ -91,7 +101,8 @@ std::optional<std::string> etcdctl_as_root(const std::string& client_url, const 
   return r.output;
 }
 
-bool enable_auth(const std::string& client_url, const std::string& sidecar_password, std::string* error) {
+bool enable_auth(const std::string& client_url, const std::string& sidecar_password, std::string* error,
+                 const std::vector<std::string>& tls_args) {
   // Before `auth enable` the --user flag is ignored, so every step can run as root.
   const std::vector<std::vector<std::string>> steps = {
       {"user", "add", "root", std::string("--new-user-password=") + kRootPassword},
@@ -104,7 +115,7 @@ bool enable_auth(const std::string& client_url, const std::string& sidecar_passw
       {"auth", "enable"},
   };
   for (const auto& step : steps) {
-    if (!etcdctl_as_root(client_url, step, error)) return false;
+    if (!etcdctl_as_root(client_url, step, error, tls_args)) return false;
   }
   return true;
 }

@@ -41,11 +41,16 @@ inline constexpr const char* kSidecarUser = "sidecar";
 // Turns auth on in a plain-http etcd, the way an operator would with etcdctl: a `root` user with the root
 // role, and a `sidecar` user whose `sidecar` role may read and write /services/ and /config/ only.
 // False with `error` (etcdctl's output) on failure.
-bool enable_auth(const std::string& client_url, const std::string& sidecar_password, std::string* error);
+// `tls_args`: etcdctl's --cacert/--cert/--key for an https:// etcd (see etcdctl_tls_args).
+bool enable_auth(const std::string& client_url, const std::string& sidecar_password, std::string* error,
+                 const std::vector<std::string>& tls_args = {});
 
 // Runs etcdctl (API v3) as root against `client_url`; the output, or nullopt with `error`.
 std::optional<std::string> etcdctl_as_root(const std::string& client_url, const std::vector<std::string>& args,
-                                           std::string* error = nullptr);
+                                           std::string* error = nullptr, const std::vector<std::string>& tls_args = {});
+
+// --cacert, and --cert/--key with a client certificate, for etcdctl against a TLS etcd made from `certs`.
+std::vector<std::string> etcdctl_tls_args(const CertSet& certs, bool with_client_cert);
 
 // `etcd grpc-proxy start` in front of `endpoints` ("127.0.0.1:PORT" each), on a free loopback port.
 class GrpcProxy {
