@@ -26,6 +26,8 @@ readonly PACKAGES=(
   etcd-client
   # `systemd-analyze verify` checks the shipped units (tests/systemd/verify_units.sh); no systemd needs to run.
   systemd
+  # The TLS tests generate their CA, server and client certificates with the openssl command.
+  openssl
 )
 
 # The interop test runs a real app on the `etcd3` npm library. A machine that already has node and npm

@@ -174,7 +174,9 @@ constexpr std::string_view kCheckKeys[] = {"http",  "tcp",  "exec",        "grpc
 constexpr std::string_view kCheckTypes[] = {"http", "tcp", "exec", "grpc"};
 constexpr Duration kDefaultCheckTimeout{2000};
 constexpr long long kMaxRiseFall = 100;
-constexpr std::string_view kEtcdKeys[] = {"endpoints", "prefix", "dial_timeout", "request_timeout"};
+constexpr std::string_view kEtcdKeys[] = {"endpoints", "prefix",        "dial_timeout", "request_timeout", "username",
+                                          "password_file", "password_env", "password",  "tls"};
+constexpr std::string_view kTlsKeys[] = {"ca", "cert", "key"};
 constexpr std::string_view kLeaseKeys[] = {"ttl"};
 constexpr std::string_view kServiceKeys[] = {"name",         "id",     "address",       "port",
                                              "metadata",     "value_format", "checks", "initial_status"};
@@ -803,6 +805,101 @@ class Parser {
     }
     if (const Entry* e = map->get("request_timeout")) {
       if (const auto d = positive_duration(*e, join_path(path, "request_timeout"))) etcd.request_timeout = *d;
+    }
+    parse_etcd_auth(*map, path);
+    parse_etcd_tls(*map, path);
+  }
+
+  void parse_etcd_auth(const MapView& map, const std::string& path) {
+    EtcdSpec& etcd = manifest_.etcd;
+    const Entry* user = map.get("username");
+    if (user) {
+      if (auto v = text(*user, join_path(path, "username"), Need::kNonEmpty)) etcd.username = std::move(*v);
+    }
+    const Entry* sources[] = {map.get("password_file"), map.get("password_env"), map.get("password")};
+    const char* names[] = {"password_file", "password_env", "password"};
+    const Entry* chosen = nullptr;
+    const char* chosen_name = nullptr;
+    for (int i = 0; i < 3; ++i) {
+      const Entry* e = sources[i];
+      if (e == nullptr) continue;
+      const std::string field = join_path(path, names[i]);
+      if (chosen != nullptr) {
+        error(e->key_node, field,
+              std::string("only one password source is allowed; ") + chosen_name + " is already set");
+        continue;
+      }
+      chosen = e;
+      chosen_name = names[i];
+      if (user == nullptr) {
+        error(e->key_node, field, "needs etcd.username (the user this password belongs to)");
+      }
+    }
+    if (user != nullptr && chosen == nullptr) {
+      error(user->key_node, join_path(path, "username"),
+            "needs a password: set one of password_file, password_env or password");
+    }
+    if (chosen == sources[0] && chosen != nullptr) {
+      if (auto v = text(*chosen, join_path(path, "password_file"), Need::kNonEmpty)) etcd.password_file = std::move(*v);
+    } else if (chosen == sources[1] && chosen != nullptr) {
+      const std::string field = join_path(path, "password_env");
+      if (auto v = text(*chosen, field, Need::kNonEmpty)) {
+        const bool valid_name = std::all_of(v->begin(), v->end(), [](char c) {
+          return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+        }) && !(v->front() >= '0' && v->front() <= '9');
+        if (!valid_name) {
+          error(chosen->value, field, "must be the name of an environment variable, e.g. ETCD_PASSWORD, got '" + *v + "'");
+        } else {
+          if (!env_(*v)) warn(chosen->value, field, "environment variable " + *v + " is not set (yet)");
+          etcd.password_env = std::move(*v);
+        }
+      }
+    } else if (chosen == sources[2] && chosen != nullptr) {
+      const std::string field = join_path(path, "password");
+      // Not through text(): its messages may quote the value, and this value must never be printed.
+      if (!chosen->value.IsScalar()) {
+        error(chosen->value, field, "expected a string");
+      } else {
+        Expansion x = expand_env(chosen->value.Scalar(), env_);
+        if (x.error || x.value.empty()) {
+          error(chosen->value, field, x.error ? "invalid ${...} expansion" : "must not be empty");
+        } else {
+          if (chosen->value.Scalar().find("${") == std::string::npos) {
+            warn(chosen->key_node, field,
+                 "a literal password is readable by anyone who can read this manifest; prefer password_file or "
+                 "password_env");
+          }
+          etcd.password = std::move(x.value);
+        }
+      }
+    }
+  }
+
+  void parse_etcd_tls(const MapView& map, const std::string& path) {
+    EtcdSpec& etcd = manifest_.etcd;
+    const Entry* section = map.get("tls");
+    if (section == nullptr) return;
+    const std::string tls_path = join_path(path, "tls");
+    const std::optional<MapView> tls = open_map(section->value, tls_path, kTlsKeys);
+    if (!tls) return;
+    const auto file = [&](std::string_view key, std::string& into) {
+      if (const Entry* e = tls->get(key)) {
+        if (auto v = text(*e, join_path(tls_path, key), Need::kNonEmpty)) into = std::move(*v);
+      }
+    };
+    file("ca", etcd.tls_ca);
+    file("cert", etcd.tls_cert);
+    file("key", etcd.tls_key);
+    if (const Entry* cert = tls->get("cert"); cert != nullptr && tls->get("key") == nullptr) {
+      error(cert->key_node, join_path(tls_path, "cert"), "needs etcd.tls.key (the client certificate's private key)");
+    }
+    if (const Entry* key = tls->get("key"); key != nullptr && tls->get("cert") == nullptr) {
+      error(key->key_node, join_path(tls_path, "key"), "needs etcd.tls.cert (the client certificate)");
+    }
+    const bool any_https = std::any_of(etcd.endpoints.begin(), etcd.endpoints.end(),
+                                       [](const std::string& url) { return url.rfind("https://", 0) == 0; });
+    if (!any_https) {
+      error(section->key_node, tls_path, "is set but no endpoint uses https:// (TLS applies to https:// endpoints)");
     }
   }
 

@@ -105,6 +105,16 @@ struct EtcdSpec {
   std::string prefix = "/services";            // no trailing slash after normalisation
   Duration dial_timeout{2000};                 // `dial_timeout:`
   Duration request_timeout{1000};              // `request_timeout:` deadline of every unary call
+  // Authentication: `username:` plus exactly one password source. The password itself is read by the etcd
+  // client at every Authenticate (never here, never logged); only a literal `password:` is held here.
+  std::string username;                        // empty: no authentication
+  std::string password_file;                   // `password_file:` e.g. /run/secrets/etcd-password
+  std::string password_env;                    // `password_env:` name of an environment variable
+  std::string password;                        // `password:` literal, accepted with a warning
+  // `tls: {ca, cert, key}` for https:// endpoints; cert and key together (mTLS). Files, re-read on reconnect.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // `admin: {listen: "127.0.0.1:9464", enabled: true}`: the HTTP admin endpoint (health, metrics, status).

@@ -152,13 +152,11 @@ int run_agent(AgentOptions options) {
   // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
   asio::thread_pool writer(1);
 
-  etcd::ClientOptions client_options;
-  client_options.endpoints = manifest.etcd.endpoints;
-  client_options.request_timeout = manifest.etcd.request_timeout;
+  const etcd::ClientOptions client_options = etcd::client_options_from(manifest.etcd);
   std::string error;
   auto client = etcd::Client::create(io, client_options, &error);
   if (!client) {
-    spdlog::error("{}: etcd.endpoints: {}", manifest.source, error);
+    spdlog::error("{}: etcd: {}", manifest.source, error);
     return kExitConfig;
   }
 
@@ -295,6 +293,8 @@ int run_agent(AgentOptions options) {
       // Live reload is not implemented yet. SIGHUP's default action would kill the agent (and a unit's
       // ExecReload would take the registration down with it), so it is caught and said plainly.
       spdlog::warn("SIGHUP: live reload is not supported yet; restart the agent to apply manifest changes");
+      // Certificates are the exception: new etcd connections use the files as they are now.
+      if (std::string tls_error; !client->reload_tls(&tls_error)) spdlog::warn("SIGHUP: etcd TLS files: {}", tls_error);
       signals.async_wait(on_signal);
       return;
     }

@@ -1,16 +1,20 @@
 #include "agent/etcd/client.hpp"
 
+#include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
+
+#include <mutex>
 
 namespace sidecar::etcd {
 
-std::optional<std::string> grpc_target(const std::string& endpoint, std::string* error) {
+std::optional<EndpointTarget> parse_endpoint(const std::string& endpoint, std::string* error) {
   std::string rest = endpoint;
+  bool tls = false;
   if (rest.rfind("http://", 0) == 0) {
     rest = rest.substr(7);
   } else if (rest.rfind("https://", 0) == 0) {
-    if (error) *error = "https endpoints are not supported yet: " + endpoint;
-    return std::nullopt;
+    rest = rest.substr(8);
+    tls = true;
   } else if (rest.find("://") != std::string::npos) {
     if (error) *error = "unsupported scheme in endpoint " + endpoint;
     return std::nullopt;
@@ -20,7 +24,13 @@ std::optional<std::string> grpc_target(const std::string& endpoint, std::string*
     if (error) *error = "endpoint needs host:port: " + endpoint;
     return std::nullopt;
   }
-  return rest;
+  return EndpointTarget{rest, tls};
+}
+
+std::optional<std::string> grpc_target(const std::string& endpoint, std::string* error) {
+  auto parsed = parse_endpoint(endpoint, error);
+  if (!parsed) return std::nullopt;
+  return parsed->target;
 }
 
 bool is_transient(const grpc::Status& status) {
@@ -31,49 +41,119 @@ bool is_transient(const grpc::Status& status) {
     default:
       // etcd answers "etcdserver: no leader" and "etcdserver: request timed out" as UNAVAILABLE in 3.4;
       // match the text too for members that say it otherwise.
-      return status.error_message().find("no leader") != std::string::npos;
+      // A TLS connection cut under a stream ends it with UNKNOWN "No status received".
+      return status.error_message().find("no leader") != std::string::npos ||
+             status.error_message().find("No status received") != std::string::npos;
   }
 }
 
-Client::Client(asio::io_context& io, ClientOptions options) : io_(io), options_(std::move(options)), bridge_(io) {}
+namespace {
+
+constexpr milliseconds kTlsRecheckInterval{1000};
+constexpr milliseconds kAuthBackoffInitial{1000};
+constexpr milliseconds kAuthBackoffMax{30000};
+constexpr milliseconds kAuthenticateTimeout{5000};  // bcrypt on the server; slow members take a while
+
+}  // namespace
+
+// gRPC's own log lines ("Handshake failed with fatal error ...") go to stderr on every reconnect attempt,
+// i.e. up to several times a second while a certificate is wrong. The client already says what is wrong,
+// once per change; gRPC's detail goes to the debug log instead.
+static void route_grpc_log(gpr_log_func_args* args) {
+  spdlog::debug("grpc {}:{}: {}", args->file ? args->file : "?", args->line, args->message ? args->message : "");
+}
+
+Client::Client(asio::io_context& io, ClientOptions options) : io_(io), options_(std::move(options)), bridge_(io) {
+  static std::once_flag routed;
+  std::call_once(routed, [] { gpr_set_log_function(route_grpc_log); });
+}
 
 std::unique_ptr<Client> Client::create(asio::io_context& io, ClientOptions options, std::string* error) {
   if (options.endpoints.empty()) {
     if (error) *error = "no etcd endpoints";
     return nullptr;
   }
-  std::vector<std::string> targets;
+  std::vector<EndpointTarget> targets;
+  bool any_tls = false;
   for (const auto& ep : options.endpoints) {
-    auto target = grpc_target(ep, error);
+    auto target = parse_endpoint(ep, error);
     if (!target) return nullptr;
+    any_tls = any_tls || target->tls;
     targets.push_back(*target);
   }
+  if (options.keepalive_reply_timeout.count() == 0) {
+    options.keepalive_reply_timeout = std::max(options.request_timeout, milliseconds(1500));
+  }
   std::unique_ptr<Client> client(new Client(io, std::move(options)));
+  if (any_tls) {
+    // Unreadable files at start are a configuration error, said once with the file's name.
+    client->tls_ = load_tls(client->options_.tls, error);
+    if (!client->tls_) return nullptr;
+    client->tls_checked_at_ = std::chrono::steady_clock::now();
+  }
   for (const auto& target : targets) {
-    grpc::ChannelArguments args;
-    // Reconnect quickly: a restarted etcd should be picked up within about a second.
-    const int max_backoff = static_cast<int>(client->options_.reconnect_backoff_max.count());
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff);
-    // HTTP/2 pings find a black-holed connection; etcd refuses pings more often than every 5 s.
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    // One channel per endpoint, never shared with another Client through gRPC's global subchannel pool.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
     Endpoint ep;
-    ep.target = target;
-    ep.channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-    ep.kv = pb::KV::NewStub(ep.channel);
-    ep.lease = pb::Lease::NewStub(ep.channel);
-    ep.watch = pb::Watch::NewStub(ep.channel);
-    ep.maintenance = pb::Maintenance::NewStub(ep.channel);
+    ep.target = target.target;
+    ep.tls = target.tls;
+    client->connect(ep);
     client->endpoints_.push_back(std::move(ep));
   }
   return client;
+}
+
+void Client::connect(Endpoint& ep) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly: a restarted etcd should be picked up within about a second.
+  const int max_backoff = static_cast<int>(options_.reconnect_backoff_max.count());
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff);
+  // HTTP/2 pings find a black-holed connection; etcd refuses pings more often than every 5 s.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // One channel per endpoint, never shared with another Client through gRPC's global subchannel pool.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // No transparent retries: every caller has its own backoff and failover already. Also, gRPC 1.51's retry
+  // filter asserts (aborting the process) on a stream whose TLS connection is cut before the trailers
+  // arrive, which is exactly what an etcd restart does to every open watch and keepalive stream.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  std::shared_ptr<grpc::ChannelCredentials> creds =
+      ep.tls ? grpc::SslCredentials(tls_->ssl) : grpc::InsecureChannelCredentials();
+  ep.channel = grpc::CreateCustomChannel(ep.target, creds, args);
+  ep.kv = pb::KV::NewStub(ep.channel);
+  ep.lease = pb::Lease::NewStub(ep.channel);
+  ep.watch = pb::Watch::NewStub(ep.channel);
+  ep.maintenance = pb::Maintenance::NewStub(ep.channel);
+  ep.auth = pb::Auth::NewStub(ep.channel);
+}
+
+bool Client::reload_tls(std::string* error) {
+  if (!tls_) return true;  // no https:// endpoint
+  tls_checked_at_ = std::chrono::steady_clock::now();
+  auto fresh = load_tls(options_.tls, error);
+  if (!fresh) return false;
+  if (fresh->fingerprint == tls_->fingerprint) return true;
+  tls_ = std::move(fresh);
+  // New channels for new calls; calls and streams in flight keep their old channel (their ClientContext
+  // holds it) until they end, and reopen on the new one.
+  for (auto& ep : endpoints_) {
+    if (ep.tls) connect(ep);
+  }
+  tls_problem_.clear();
+  spdlog::info("etcd TLS files changed on disk; new connections use them");
+  return true;
+}
+
+void Client::maybe_reload_tls() {
+  if (!tls_ || std::chrono::steady_clock::now() - tls_checked_at_ < kTlsRecheckInterval) return;
+  std::string error;
+  if (!reload_tls(&error)) {
+    // Probably mid-replacement; keep the old material and look again at the next failure.
+    spdlog::warn("etcd TLS files: {}; keeping the previous ones", error);
+  }
 }
 
 Client::~Client() {
@@ -98,31 +178,193 @@ void Client::track(const std::shared_ptr<StreamBase>& stream) {
   if (stopping_) stream->cancel();
 }
 
-std::shared_ptr<WatchStream> Client::new_watch_stream() {
-  Endpoint& ep = endpoints_[current_];
-  auto stream = std::make_shared<WatchStream>(io_, ep.target);
-  // A member cut off from the quorum must not serve the watch: it would never see new events.
-  stream->context().AddMetadata("hasleader", "true");
-  stream->attach(ep.watch->PrepareAsyncWatch(&stream->context(), bridge_.cq()));
+template <class Stream, class PrepareFn>
+std::shared_ptr<Stream> Client::open_stream(PrepareFn prepare_call, milliseconds reply_timeout) {
+  auto opener = [this, prepare_call](Stream& stream, std::function<void(const grpc::Status&)> ready) {
+    with_token([this, &stream, prepare_call, ready](const grpc::Status& auth) {
+      if (!auth.ok() || stopping_) {
+        ready(auth.ok() ? grpc::Status(grpc::StatusCode::CANCELLED, "client shut down") : auth);
+        return;
+      }
+      Endpoint& ep = endpoints_[current_];
+      // A member cut off from the quorum must not serve the stream: a watch would never see new events,
+      // a keepalive could not reach the leader.
+      stream.context().AddMetadata("hasleader", "true");
+      if (!token_.empty()) stream.context().AddMetadata("token", token_);
+      stream.attach(ep.target, prepare_call(ep, &stream.context(), bridge_.cq()));
+      ready(grpc::Status::OK);
+    });
+  };
+  auto stream = std::make_shared<Stream>(io_, std::move(opener));
+  stream->set_reply_timeout(reply_timeout);
   track(stream);
   return stream;
+}
+
+std::shared_ptr<WatchStream> Client::new_watch_stream() {
+  return open_stream<WatchStream>(
+      [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) { return ep.watch->PrepareAsyncWatch(ctx, cq); },
+      milliseconds(0));
 }
 
 std::shared_ptr<KeepAliveStream> Client::new_keepalive_stream() {
-  Endpoint& ep = endpoints_[current_];
-  auto stream = std::make_shared<KeepAliveStream>(io_, ep.target);
-  stream->context().AddMetadata("hasleader", "true");
-  stream->attach(ep.lease->PrepareAsyncLeaseKeepAlive(&stream->context(), bridge_.cq()));
-  track(stream);
-  return stream;
+  return open_stream<KeepAliveStream>(
+      [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
+        return ep.lease->PrepareAsyncLeaseKeepAlive(ctx, cq);
+      },
+      options_.keepalive_reply_timeout);
 }
 
 void Client::report_failure(const std::string& endpoint, const grpc::Status& status) {
-  if (endpoints_.size() < 2 || stopping_ || !is_transient(status)) return;
+  if (stopping_) return;
+  if (tls_ && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    bool never_answered = true;
+    for (const auto& ep : endpoints_) {
+      if (ep.target == endpoint) never_answered = !ep.answered;
+    }
+    if (auto why = explain_tls_failure(status, options_.tls, never_answered)) {
+      if (*why != tls_problem_) spdlog::error("etcd {}: {}", endpoint, *why);
+      tls_problem_ = *why;
+    }
+    // Maybe the certificates were replaced on disk (and the server's with them): pick them up now.
+    maybe_reload_tls();
+  }
+  if (endpoints_.size() < 2 || !is_transient(status)) return;
   if (endpoints_[current_].target != endpoint) return;  // already moved on
   current_ = (current_ + 1) % endpoints_.size();
   spdlog::info("etcd endpoint {} failed ({}); switching to {}", endpoint, status.error_message(),
                endpoints_[current_].target);
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // The member is unreachable or hung: the other streams on it would only find out from HTTP/2 pings
+    // (up to 8 s later). Cancel them now; their owners reopen them on the member we just moved to.
+    for (auto& weak : streams_) {
+      auto s = weak.lock();
+      if (s && s->endpoint() == endpoint) s->cancel();
+    }
+  }
+}
+
+void Client::mark_answered(const std::string& target) {
+  for (auto& ep : endpoints_) {
+    if (ep.target == target) ep.answered = true;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ auth
+
+void Client::with_token(TokenWaiter then) {
+  if (!options_.auth.enabled() || auth_state_ == AuthState::kHaveToken) {
+    then(grpc::Status::OK);
+    return;
+  }
+  if (auth_state_ == AuthState::kRefused) {
+    if (std::chrono::steady_clock::now() < retry_auth_at_) {
+      // Inside the backoff after a refused password: fail at once, without asking etcd again.
+      asio::post(io_, [then = std::move(then), status = refusal_] { then(status); });
+      return;
+    }
+    auth_state_ = AuthState::kNoToken;
+  }
+  token_waiters_.push_back(std::move(then));
+  if (auth_state_ == AuthState::kNoToken) authenticate();
+}
+
+void Client::authenticate() {
+  auth_state_ = AuthState::kAuthenticating;
+  std::string error;
+  auto password = read_password(options_.auth, &error);
+  if (!password) {
+    // Post: the waiters must not run inside the call that registered them.
+    asio::post(io_, [this, error] {
+      finish_authentication(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                         "authentication failed for user " + options_.auth.username + ": " + error),
+                            {});
+    });
+    return;
+  }
+  struct Call {
+    grpc::ClientContext ctx;
+    pb::AuthenticateRequest request;
+    pb::AuthenticateResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::AuthenticateResponse>> reader;
+    std::string endpoint;
+  };
+  auto call = std::make_unique<Call>();
+  call->request.set_name(options_.auth.username);
+  call->request.set_password(std::move(*password));
+  Endpoint& ep = endpoints_[current_];
+  call->endpoint = ep.target;
+  prepare(call->ctx, std::max(options_.request_timeout, kAuthenticateTimeout));
+  call->reader = ep.auth->PrepareAsyncAuthenticate(&call->ctx, call->request, bridge_.cq());
+  // The password is in the request only as long as gRPC needs it to serialise the call.
+  call->reader->StartCall();
+  call->request.clear_password();
+  inflight_.insert(&call->ctx);
+  Call* raw = call.get();
+  raw->reader->Finish(&raw->response, &raw->status,
+                      make_tag([this, call = std::move(call), work = asio::make_work_guard(io_)](bool) mutable {
+                        inflight_.erase(&call->ctx);
+                        if (!call->status.ok()) {
+                          report_failure(call->endpoint, call->status);
+                        } else {
+                          mark_answered(call->endpoint);
+                        }
+                        finish_authentication(call->status, std::move(*call->response.mutable_token()));
+                      }));
+}
+
+void Client::finish_authentication(const grpc::Status& status, std::string token) {
+  const std::string& user = options_.auth.username;
+  grpc::Status result = grpc::Status::OK;
+  if (status.ok() || is_auth_not_enabled(status)) {
+    if (!status.ok() && !auth_off_warned_) {
+      spdlog::warn("etcd authentication is not enabled on the server; continuing without a token as user {}", user);
+      auth_off_warned_ = true;
+    }
+    if (authentications_ == 0 || !refusal_.ok()) {
+      spdlog::info("authenticated to etcd as user {}", user);
+    } else {
+      spdlog::debug("authenticated to etcd as user {}", user);
+    }
+    refusal_ = grpc::Status::OK;
+    token_ = status.ok() ? std::move(token) : std::string();
+    auth_state_ = AuthState::kHaveToken;
+    auth_backoff_ = milliseconds(0);
+    ++authentications_;
+  } else if (is_bad_credentials(status) || status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    // Wrong user or password (or an unreadable password source): no tight loop. Calls fail at once with
+    // this reason until the backoff passes; the password is read again for the next attempt.
+    auth_backoff_ = auth_backoff_.count() == 0 ? kAuthBackoffInitial : std::min(auth_backoff_ * 2, kAuthBackoffMax);
+    retry_auth_at_ = std::chrono::steady_clock::now() + auth_backoff_;
+    std::string message = status.error_message();
+    if (message.rfind("authentication failed for user", 0) != 0) {
+      message = "authentication failed for user " + user + " (" + message + ")";
+    }
+    result = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, message);
+    if (result.error_message() != refusal_.error_message()) {
+      spdlog::error("etcd: {}; retrying with backoff (up to {} s)", message, kAuthBackoffMax.count() / 1000);
+    }
+    refusal_ = result;
+    auth_state_ = AuthState::kRefused;
+    token_.clear();
+  } else {
+    // etcd unreachable, no leader, deadline: nothing about the credentials. The callers back off and retry,
+    // which authenticates again (on the next member if report_failure moved on).
+    result = status;
+    auth_state_ = AuthState::kNoToken;
+  }
+  auto waiters = std::move(token_waiters_);
+  token_waiters_.clear();
+  for (auto& waiter : waiters) waiter(result);
+}
+
+void Client::drop_token(const std::string& used) {
+  if (auth_state_ == AuthState::kHaveToken && token_ == used) {
+    spdlog::info("etcd rejected the auth token of user {}; authenticating again", options_.auth.username);
+    token_.clear();
+    auth_state_ = AuthState::kNoToken;
+  }
 }
 
 void Client::shutdown() {

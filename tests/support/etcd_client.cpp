@@ -9,14 +9,15 @@
 namespace sidecar::test {
 namespace {
 
-std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
+std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint,
+                                           std::shared_ptr<grpc::ChannelCredentials> creds = nullptr) {
   grpc::ChannelArguments args;
   // Tests kill and restart etcd on purpose; the default reconnect backoff (1 s, growing) would make every
   // call after a restart fail fast for seconds. Keep reconnects quick instead.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 250);
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(endpoint, creds ? creds : grpc::InsecureChannelCredentials(), args);
 }
 
 Kv to_kv(const mvccpb::KeyValue& kv) {
@@ -60,7 +61,31 @@ EtcdSyncClient::EtcdSyncClient(std::string endpoint, std::chrono::milliseconds d
   stubs_->maintenance = etcdserverpb::Maintenance::NewStub(stubs_->channel);
 }
 
+EtcdSyncClient::EtcdSyncClient(std::string endpoint, const ClientTls& tls, std::chrono::milliseconds deadline)
+    : endpoint_(std::move(endpoint)), deadline_(deadline), stubs_(std::make_unique<Stubs>()) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = tls.ca_pem;
+  ssl.pem_cert_chain = tls.cert_pem;
+  ssl.pem_private_key = tls.key_pem;
+  stubs_->channel = make_channel(endpoint_, grpc::SslCredentials(ssl));
+  stubs_->kv = etcdserverpb::KV::NewStub(stubs_->channel);
+  stubs_->lease = etcdserverpb::Lease::NewStub(stubs_->channel);
+  stubs_->maintenance = etcdserverpb::Maintenance::NewStub(stubs_->channel);
+}
+
 EtcdSyncClient::~EtcdSyncClient() = default;
+
+bool EtcdSyncClient::authenticate(const std::string& user, const std::string& password) {
+  auto stub = etcdserverpb::Auth::NewStub(stubs_->channel);
+  etcdserverpb::AuthenticateRequest request;
+  request.set_name(user);
+  request.set_password(password);
+  etcdserverpb::AuthenticateResponse response;
+  token_.clear();  // an expired token on Authenticate itself would be refused
+  if (!call(*stub, &etcdserverpb::Auth::Stub::Authenticate, request, response)) return false;
+  token_ = response.token();
+  return true;
+}
 
 std::shared_ptr<grpc::Channel> EtcdSyncClient::channel() const { return stubs_->channel; }
 
@@ -69,6 +94,7 @@ bool EtcdSyncClient::call(Stub& stub, Method method, const Request& request, Res
   last_error_.clear();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + deadline_);
+  if (!token_.empty()) context.AddMetadata("token", token_);
   const grpc::Status status = (stub.*method)(&context, request, &response);
   if (!status.ok()) {
     last_error_ =

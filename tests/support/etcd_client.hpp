@@ -46,6 +46,13 @@ struct MemberStatus {
 // The key just past every key that starts with `prefix` (etcd's range_end for a prefix query).
 std::string prefix_range_end(const std::string& prefix);
 
+// TLS material (PEM text, not paths) for a client of an https:// etcd; cert/key empty: no client certificate.
+struct ClientTls {
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+};
+
 // Failures are values, never exceptions: put/revision/lease_grant return 0, del returns -1, get returns
 // nullopt; last_error() says why, and is empty after a successful call (so a get of a missing key is
 // nullopt with an empty last_error()). Every call has its own deadline (5 s by default) so a stopped etcd
@@ -54,6 +61,9 @@ class EtcdSyncClient {
  public:
   explicit EtcdSyncClient(std::string endpoint,
                           std::chrono::milliseconds deadline = std::chrono::seconds(5));
+  // Over TLS (mTLS when `tls` has a client certificate).
+  EtcdSyncClient(std::string endpoint, const ClientTls& tls,
+                 std::chrono::milliseconds deadline = std::chrono::seconds(5));
   ~EtcdSyncClient();
   EtcdSyncClient(const EtcdSyncClient&) = delete;
   EtcdSyncClient& operator=(const EtcdSyncClient&) = delete;
@@ -71,6 +81,8 @@ class EtcdSyncClient {
   std::optional<MemberStatus> status();                    // Maintenance.Status of this endpoint
   // A linearizable read succeeded: the member is up and sees a leader.
   bool healthy();
+  // Auth.Authenticate; on success every later call carries the token.
+  bool authenticate(const std::string& user, const std::string& password);
 
   const std::string& endpoint() const { return endpoint_; }
   const std::string& last_error() const { return last_error_; }
@@ -86,6 +98,7 @@ class EtcdSyncClient {
   std::chrono::milliseconds deadline_;
   std::unique_ptr<Stubs> stubs_;
   std::string last_error_;
+  std::string token_;
 };
 
 struct WatchEvent {

@@ -17,6 +17,17 @@
 
 namespace sidecar::test {
 
+// TLS on the client port (peers stay plain http on loopback). Paths are read by etcd at every launch, so a
+// test replaces the files and restarts the member to rotate its certificates.
+struct ServerTls {
+  std::filesystem::path ca;          // --trusted-ca-file
+  std::filesystem::path cert;        // --cert-file
+  std::filesystem::path key;         // --key-file
+  bool client_cert_auth = false;     // --client-cert-auth: mTLS
+  std::filesystem::path probe_cert;  // client certificate for the readiness probe (needed with mTLS)
+  std::filesystem::path probe_key;
+};
+
 // Everything that identifies one member; fixed for its lifetime so a restart comes back on the same ports.
 struct EtcdMemberSpec {
   std::string name = "fixture";
@@ -25,6 +36,7 @@ struct EtcdMemberSpec {
   std::string initial_cluster;   // "a=http://127.0.0.1:P,b=..."; empty: this member alone
   std::string cluster_token;     // unique per cluster, so members of different tests never join each other
   std::vector<std::string> extra_args;
+  std::optional<ServerTls> tls;  // https:// client URL when set
 };
 
 class EtcdProcess {
@@ -35,6 +47,10 @@ class EtcdProcess {
   // and binding is retried with new ports; nullptr when etcd still does not come up (its log goes to stderr).
   static std::unique_ptr<EtcdProcess> start(std::vector<std::string> extra_args = {},
                                             std::chrono::milliseconds ready_timeout = kReadyTimeout);
+
+  // Same, serving clients over TLS.
+  static std::unique_ptr<EtcdProcess> start_tls(ServerTls tls, std::vector<std::string> extra_args = {},
+                                                std::chrono::milliseconds ready_timeout = kReadyTimeout);
 
   // A configured member, not yet launched (EtcdCluster launches every member before waiting on any).
   explicit EtcdProcess(EtcdMemberSpec spec);
@@ -47,7 +63,7 @@ class EtcdProcess {
   // True once a linearizable read succeeds; false if etcd exited or `timeout` passed first.
   bool wait_ready(std::chrono::milliseconds timeout = kReadyTimeout);
 
-  std::string client_url() const;   // "http://127.0.0.1:PORT"
+  std::string client_url() const;   // "http://127.0.0.1:PORT" ("https://" with TLS)
   std::string endpoint() const;     // "127.0.0.1:PORT", for gRPC
   std::string peer_url() const;
   const EtcdMemberSpec& spec() const { return spec_; }
@@ -73,6 +89,9 @@ class EtcdProcess {
   bool restart_wiped(std::chrono::milliseconds ready_timeout = kReadyTimeout);
 
  private:
+  static std::unique_ptr<EtcdProcess> start_spec(std::optional<ServerTls> tls, std::vector<std::string> extra_args,
+                                                 std::chrono::milliseconds ready_timeout);
+
   EtcdMemberSpec spec_;
   TempDir dir_;
   std::filesystem::path data_dir_;

@@ -465,12 +465,13 @@ services:
 TEST(ManifestParser, ListsKnownKeysWhenNoKnownKeyIsClose) {
   const ParseResult r = parse(R"(
 etcd:
-  password: hunter2
+  compression: gzip
 services: [{name: a, id: b, port: 1}]
 )");
-  EXPECT_THAT(r.errors, ElementsAre(ErrorAt(2, 3, "etcd.password",
-                                            "unknown key 'password' (expected one of: endpoints, prefix, "
-                                            "dial_timeout, request_timeout)")));
+  EXPECT_THAT(r.errors, ElementsAre(ErrorAt(2, 3, "etcd.compression",
+                                            "unknown key 'compression' (expected one of: endpoints, prefix, "
+                                            "dial_timeout, request_timeout, username, password_file, "
+                                            "password_env, password, tls)")));
 }
 
 TEST(ManifestParser, RejectsUnknownKeysAtEveryLevel) {
