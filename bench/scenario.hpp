@@ -120,5 +120,6 @@ void run_idle(BenchContext& ctx);
 void run_discovery(BenchContext& ctx);
 void run_discovery_disk(BenchContext& ctx);
 void run_scale(BenchContext& ctx);
+void run_failover(BenchContext& ctx);
 
 }  // namespace sidecar::bench
