@@ -186,3 +186,46 @@ TEST_F(ClusterFailover, StoppedMemberIsLeftBeforeTheLeaseIsAtRiskAndItsReturnCha
 
 }  // namespace
 }  // namespace sidecar::test
+
+namespace sidecar::test {
+namespace {
+
+// `hasleader`: a member that lost its quorum must refuse the agent's streams ("etcdserver: no leader")
+// rather than hold them open in silence, or the agent would keep a dead watch and a lease it cannot renew.
+// Both other members are frozen, so the agent's member is alive but leaderless; once they are back the
+// agent resumes on the same lease with its key intact.
+TEST_F(ClusterFailover, LeaderlessMemberRefusesTheAgentsStreamsAndTheAgentRecovers) {
+  const size_t member = *cluster_->leader_index();
+  const auto out = dir_ / "peer-leaderless.txt";
+  auto agent = AgentProcess::start(manifest(member, "leaderless", out));
+  ASSERT_TRUE(agent);
+  EtcdSyncClient check(cluster_->member(member).endpoint());
+  ASSERT_TRUE(wait_until([&] { return check.get("/services/app/leaderless").has_value(); }, 10s)) << agent->output();
+  const auto lease = check.get("/services/app/leaderless")->lease;
+
+  std::vector<size_t> frozen;
+  for (size_t i = 0; i < cluster_->size(); ++i) {
+    if (i != member) frozen.push_back(i);
+  }
+  const auto stopped_at = Clock::now();
+  for (size_t i : frozen) ASSERT_TRUE(cluster_->member(i).sigstop());
+  // etcd cancels streams that asked for a leader once the member has been leaderless for a few election
+  // timeouts; the agent logs the reason when its stream ends.
+  const bool refused = wait_until([&] { return agent->output().find("no leader") != std::string::npos; }, 15s, 50ms);
+  const long refused_ms = ms_since(stopped_at);
+  for (size_t i : frozen) ASSERT_TRUE(cluster_->member(i).sigcont());
+  ASSERT_TRUE(refused) << "the leaderless member kept the agent's streams open\n" << agent->output();
+  ASSERT_TRUE(cluster_->wait_for_leader(20s));
+
+  // Back to normal: same lease, key present, discovery follows a new write.
+  ASSERT_TRUE(put_anywhere("/services/peer/l", R"({"address":"10.0.0.8","port":8})", cluster_->size()));
+  EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.8:8"); }, 15s)) << agent->output();
+  const auto kv = check.get("/services/app/leaderless");
+  ASSERT_TRUE(kv.has_value());
+  EXPECT_EQ(kv->lease, lease);
+  std::printf("[ figures  ] quorum lost around the agent's member: streams refused with 'no leader' after %ld ms\n",
+              refused_ms);
+}
+
+}  // namespace
+}  // namespace sidecar::test
