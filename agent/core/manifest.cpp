@@ -532,6 +532,18 @@ class Parser {
     return result;
   }
 
+  // YAML itself lets a later key silently win; a manifest is hand-written, so a repeated key is a mistake to
+  // point at. False (error reported) when `key` was already seen in this map.
+  bool first_occurrence(std::map<std::string, int>& first_line, const std::string& key, const SourceLocation& where,
+                        const std::string& field) {
+    if (const auto seen = first_line.find(key); seen != first_line.end()) {
+      error(where, field, "duplicate key '" + key + "' (first defined at line " + std::to_string(seen->second) + ")");
+      return false;
+    }
+    first_line.emplace(key, where.line);
+    return true;
+  }
+
   std::optional<MapView> open_map(const YAML::Node& node, const std::string& path,
                                   std::span<const std::string_view> known) {
     if (!node.IsMap()) {
@@ -549,11 +561,7 @@ class Parser {
       const std::string key = key_node.Scalar();
       const std::string field = join_path(path, key);
       const SourceLocation where = location(key_node);
-      if (const auto seen = first_line.find(key); seen != first_line.end()) {
-        error(where, field, "duplicate key '" + key + "' (first defined at line " + std::to_string(seen->second) + ")");
-        continue;
-      }
-      first_line.emplace(key, where.line);
+      if (!first_occurrence(first_line, key, where, field)) continue;
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         std::string message = "unknown key '" + key + "'";
         if (key == "<<") {
@@ -1236,11 +1244,7 @@ class Parser {
       const std::string key = key_node.Scalar();
       const std::string field = join_path(path, key);
       const SourceLocation where = location(key_node);
-      if (const auto seen = first_line.find(key); seen != first_line.end()) {
-        error(where, field, "duplicate key '" + key + "' (first defined at line " + std::to_string(seen->second) + ")");
-        continue;
-      }
-      first_line.emplace(key, where.line);
+      if (!first_occurrence(first_line, key, where, field)) continue;
       const Entry entry{key, key_node, it->second};
       if (entry.value.IsNull()) {
         error(key_node, field, "has no value (write \"\" for an empty string)");
