@@ -24,6 +24,10 @@ readonly PACKAGES=(
   # starts on :2379 at install time, nothing here uses it.
   etcd-server
   etcd-client
+  # `make fuzz`: clang with libFuzzer. On Debian 12 libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev
+  # (clang 14 is the default clang), not in clang itself.
+  clang
+  libclang-rt-14-dev
 )
 
 missing=()

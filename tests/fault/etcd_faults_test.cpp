@@ -48,7 +48,7 @@ TEST_F(EtcdFault, RestartWithWipedDataReRegistersAndDropsWhatIsGone) {
 
 TEST_F(EtcdFault, FrozenLongerThanTheLeaseTtlThenThawedReRegisters) {
   seed();
-  start_agent({.ttl = "2s"});
+  start_agent(with_ttl("2s"));
   const std::int64_t old_lease = self_lease();
   ASSERT_NE(old_lease, 0);
   ASSERT_TRUE(etcd_->sigstop());
@@ -71,7 +71,9 @@ TEST_F(EtcdFault, NetworkCutLongerThanTheTtlThenHealedReRegistersAndResyncs) {
   auto proxy = TcpProxy::start(static_cast<std::uint16_t>(etcd_->spec().client_port));
   ASSERT_NE(proxy, nullptr);
   seed();
-  start_agent({.endpoint_url = proxy->client_url(), .ttl = "2s"});
+  AgentConfig config;
+  config.endpoint_url = proxy->client_url();
+  start_agent(config);
   const std::int64_t old_lease = self_lease();
 
   proxy->blackhole();
@@ -102,7 +104,7 @@ TEST_F(EtcdFault, NetworkCutLongerThanTheTtlThenHealedReRegistersAndResyncs) {
 
 TEST_F(EtcdFault, CompactionWhileTheAgentIsStoppedIsRecoveredByResync) {
   seed(6, 3);
-  start_agent({.ttl = "10s"});
+  start_agent(with_ttl("10s"));
   ASSERT_TRUE(agent_->sigstop());
   // Everything the agent would have to replay from its last revision happens, then is compacted away,
   // and etcd restarts so the agent's watches must be re-created from that (now compacted) revision.

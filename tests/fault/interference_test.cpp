@@ -79,7 +79,9 @@ TEST_F(Interference, OurKeyTakenUnderAnotherLiveLeaseIsLeftAloneUntilThatLeaseEn
 
 TEST_F(Interference, SecondAgentWithTheSameIdWaitsAndTakesOverWhenTheFirstLeaves) {
   start_agent();
-  const AgentConfig second{.port = 9002, .name = "second"};
+  AgentConfig second;
+  second.port = 9002;
+  second.name = "second";
   auto other = launch_agent(second);
   ASSERT_NE(other, nullptr);
   // Both alive: the first keeps the key; neither crashes, and they do not flap it back and forth.

@@ -112,7 +112,9 @@ class OnChangeFault : public FaultTest {};
 
 TEST_F(OnChangeFault, HangingOnChangeIsKilledAndLaterChangesStillReachTheFile) {
   // A distinctive duration identifies this command among all processes on the machine.
-  start_agent({.discover_extra = "    on_change: \"sleep 987\"\n    command_timeout: 1s\n"});
+  AgentConfig config;
+  config.discover_extra = "    on_change: \"sleep 987\"\n    command_timeout: 1s\n";
+  start_agent(config);
   const std::string sleeper = std::string("sleep") + '\0' + "987" + '\0';
   ASSERT_GT(client_->put(self_key("first"), instance_value("first", 7800)), 0);
   ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("on_change 'sleep 987' failed") >= 1; }, 10s));

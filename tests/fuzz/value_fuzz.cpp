@@ -54,6 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   if (const auto hp = core::split_host_port(input)) {
     FUZZ_CHECK(hp->second >= 0 && hp->second <= 65535);
+    // split_host_port does not vet the host (parse_instance_value does); a host that itself holds brackets
+    // ("[[x]:1" -> "[x") is left unbracketed by join_host_port by design, so it cannot round-trip.
+    if (hp->first.find_first_of("[]") != std::string::npos) return 0;
     const auto again = core::split_host_port(core::join_host_port(hp->first, hp->second));
     FUZZ_CHECK(again.has_value() && *again == *hp);
   }

@@ -103,7 +103,9 @@ TEST_F(Soak, ChurnAndEtcdRestartsLeaveMemoryFdsAndFilesExact) {
   const long rss = rss_kib(agent_->pid()).value_or(0);
   std::cerr << "soak: RSS " << baseline_rss << " KiB after warm-up, " << rss << " KiB at the end, max "
             << monitor_->max_rss_kib() << " KiB; fds " << baseline_fds << " -> " << fds << "\n";
+#ifndef SIDECAR_TESTS_SANITIZED  // ASan's quarantine grows RSS by design
   EXPECT_LE(rss, baseline_rss + 4 * 1024) << "RSS grew by more than 4 MiB after warm-up";
+#endif
   expect_files_never_broken();
   expect_clean_shutdown();
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/core/endpoint_set.hpp"
+#include "agent/core/manifest.hpp"
 
 namespace sidecar::core {
 namespace {
@@ -19,6 +20,23 @@ TEST(EndpointSetFuzzRegression, SnapshotListingAKeyTwiceCountsOnlyTheValueThatWi
   EXPECT_EQ(set.size(), 1u);
   EXPECT_EQ(set.invalid_count(), 0u);
   EXPECT_EQ(set.sorted().size(), 1u);
+}
+
+}  // namespace
+}  // namespace sidecar::core
+
+namespace sidecar::core {
+namespace {
+
+TEST(ManifestFuzzRegression, StrayCommaIsAnErrorInsteadOfEndlessDocuments) {
+  // fuzz_manifest: yaml-cpp 0.7's LoadAll() loops forever on a top-level ',' (allocating an empty document
+  // per turn until memory runs out). The parser must return an error at once.
+  const auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  for (const char* text : {",", "services: []\n, x\n", "# comment\n,     $$ text\nlease: {ttl: 1s}\n"}) {
+    const ParseResult r = parse_manifest(text, "m.yaml", env);
+    EXPECT_FALSE(r.ok()) << text;
+    ASSERT_FALSE(r.errors.empty()) << text;
+  }
 }
 
 }  // namespace
