@@ -1,5 +1,7 @@
 #include "agent/core/manifest.hpp"
 
+#include "agent/core/instance.hpp"
+
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -816,7 +818,7 @@ class Parser {
       if (const Entry* e = map->get("address")) {
         const std::string field = join_path(path, "address");
         if (auto v = text(*e, field, Need::kNonEmpty)) {
-          if (has_space(*v) || v->find('/') != std::string::npos) {
+          if (!valid_address(*v)) {
             error(e->value, field, "must be a host name or IP address, got '" + *v + "'");
           } else {
             spec.address = std::move(*v);

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/core/instance.hpp"
 #include "agent/core/manifest.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -29,6 +30,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(!s.name.empty() && !s.id.empty());
       FUZZ_CHECK(s.port >= 1 && s.port <= 65535);
       FUZZ_CHECK(s.name.find('/') == std::string::npos && s.id.find('/') == std::string::npos);
+      // What this agent registers, every reader (including its own discovery) reads back as the same
+      // endpoint: an accepted address must be one the value parser accepts too.
+      for (const auto format : {sidecar::core::ValueFormat::kSidecarJson, sidecar::core::ValueFormat::kEtcdEndpoints}) {
+        auto spec = s;
+        spec.value_format = format;
+        const auto back = sidecar::core::parse_instance_value(s.id, sidecar::core::encode_registration(spec));
+        FUZZ_CHECK(back.kind == sidecar::core::ParsedValue::Kind::kInstance);
+        FUZZ_CHECK(back.instance.port == s.port);
+        FUZZ_CHECK("[" + back.instance.address + "]" == s.address || back.instance.address == s.address);
+      }
     }
     for (const auto& d : m.discover) {
       FUZZ_CHECK(!d.output.empty() && !d.service.empty());
