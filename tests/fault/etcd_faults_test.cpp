@@ -15,6 +15,7 @@ class EtcdFault : public FaultTest {};
 TEST_F(EtcdFault, Kill9AndRestartWithSameDataKeepsFilesAndRegistration) {
   seed();
   start_agent();
+  require_seeds_listed();
   etcd_->kill9();
   // Down for longer than the TTL: the agent's keepalives and watches fail the whole time.
   ASSERT_FALSE(wait_until([&] { return !agent_->is_running(); }, 3s)) << "the agent died with etcd";
@@ -49,6 +50,7 @@ TEST_F(EtcdFault, RestartWithWipedDataReRegistersAndDropsWhatIsGone) {
 TEST_F(EtcdFault, FrozenLongerThanTheLeaseTtlThenThawedReRegisters) {
   seed();
   start_agent(with_ttl("2s"));
+  require_seeds_listed();
   const std::int64_t old_lease = self_lease();
   ASSERT_NE(old_lease, 0);
   ASSERT_TRUE(etcd_->sigstop());
@@ -74,6 +76,7 @@ TEST_F(EtcdFault, NetworkCutLongerThanTheTtlThenHealedReRegistersAndResyncs) {
   AgentConfig config;
   config.endpoint_url = proxy->client_url();
   start_agent(config);
+  require_seeds_listed();
   const std::int64_t old_lease = self_lease();
 
   proxy->blackhole();

@@ -171,6 +171,13 @@ class FaultTest : public ::testing::Test {
                                                 : std::string("absent"));
   }
 
+  // The seeded instances nobody deletes in this scenario: they must be in every sample of the file.
+  void require_seeds_listed(int instances = 3) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < instances; ++i) ids.push_back("other-" + std::to_string(i));
+    monitor_->require_instances(discovery_file(), std::move(ids));
+  }
+
   std::int64_t self_lease() {
     const auto kv = client_->get(self_key());
     return kv ? kv->lease : 0;

@@ -16,6 +16,7 @@ class Interference : public FaultTest {};
 TEST_F(Interference, OurKeyDeletedIsWrittenBackEveryTime) {
   seed();
   start_agent();
+  require_seeds_listed();
   for (int round = 0; round < 5; ++round) {
     ASSERT_EQ(client_->del(self_key()), 1) << "round " << round;
     ASSERT_TRUE(registered(5s)) << "round " << round;
@@ -29,6 +30,7 @@ TEST_F(Interference, OurKeyDeletedIsWrittenBackEveryTime) {
 TEST_F(Interference, OurLeaseRevokedIsReplaced) {
   seed();
   start_agent();
+  require_seeds_listed();
   for (int round = 0; round < 3; ++round) {
     const std::int64_t lease = self_lease();
     ASSERT_NE(lease, 0);
@@ -98,6 +100,17 @@ TEST_F(Interference, SecondAgentWithTheSameIdWaitsAndTakesOverWhenTheFirstLeaves
   EXPECT_EQ(other->terminate(5s), 0);
   EXPECT_TRUE(wait_until([&] { return !client_->get(self_key()).has_value() && client_->last_error().empty(); }, 2s));
   if (HasFailure()) std::cerr << "---- second agent log ----\n" << other->output() << "\n";
+}
+
+TEST_F(Interference, AgentKilledWithoutDeregisteringLeavesNoKeyBeyondTheTtl) {
+  start_agent(with_ttl("2s"));
+  const auto killed_at = std::chrono::steady_clock::now();
+  agent_->process().kill_and_reap();
+  ASSERT_TRUE(wait_until([&] { return !client_->get(self_key()).has_value() && client_->last_error().empty(); }, 5s))
+      << "the key outlived its dead agent";
+  // The lease was kept alive up to the kill, so the key lasts about one TTL after it, not much less.
+  EXPECT_GT(std::chrono::steady_clock::now() - killed_at, 500ms) << "the key vanished before its lease could expire";
+  expect_files_never_broken();  // a dead agent leaves its last files behind, complete
 }
 
 TEST_F(Interference, TenThousandOtherInstancesChurningDoNotDisturbUs) {

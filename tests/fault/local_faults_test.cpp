@@ -65,6 +65,7 @@ class LocalDiskFault : public FaultTest {
 TEST_F(LocalDiskFault, FullDiskKeepsTheOldFileReportsAndRecoversWhenSpaceReturns) {
   seed();
   start_agent();
+  require_seeds_listed();
   const auto old_discovery = read_file(discovery_file());
   const auto old_config = read_file(config_file());
   ASSERT_TRUE(old_discovery && old_config);
@@ -94,6 +95,7 @@ TEST_F(LocalDiskFault, FullDiskKeepsTheOldFileReportsAndRecoversWhenSpaceReturns
 TEST_F(LocalDiskFault, ReadOnlyOutputDirectoryIsReportedAndRecovered) {
   seed();
   start_agent();
+  require_seeds_listed();
   const auto old_discovery = read_file(discovery_file());
   ASSERT_EQ(::mount(nullptr, out_dir_.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
 

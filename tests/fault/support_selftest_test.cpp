@@ -26,12 +26,17 @@ TEST(InvariantMonitorSelfTest, FlagsTornEmptiedAndVanishedFiles) {
   InvariantMonitor monitor(::getpid(), {path}, 1ms);
   ASSERT_TRUE(wait_until([&] { return monitor.samples() > 3; }, 2s));
   EXPECT_TRUE(monitor.violations().empty());
+  monitor.require_instances(path, {"a"});
+  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= 1; }, 2s)) << "instance a is not listed";
+  ASSERT_TRUE(write_file(path, R"({"instances":[{"id":"a","address":"h","port":1}]})"));
+  std::this_thread::sleep_for(20ms);  // let any sample of the old content finish
+  const auto before = monitor.violations().size();
   ASSERT_TRUE(write_file(path, R"({"instances":[)"));
-  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= before + 1; }, 2s));
   ASSERT_TRUE(write_file(path, ""));
-  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= 2; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= before + 2; }, 2s));
   std::filesystem::remove(path);
-  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= 3; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= before + 3; }, 2s));
   monitor.stop();
   EXPECT_FALSE(monitor.rss_samples().empty());
 }

@@ -68,6 +68,11 @@ InvariantMonitor::InvariantMonitor(pid_t agent_pid, std::vector<std::filesystem:
 
 InvariantMonitor::~InvariantMonitor() { stop(); }
 
+void InvariantMonitor::require_instances(const std::filesystem::path& file, std::vector<std::string> ids) {
+  std::lock_guard lock(mu_);
+  required_[file] = std::move(ids);
+}
+
 void InvariantMonitor::stop() {
   stopping_ = true;
   if (thread_.joinable()) thread_.join();
@@ -97,6 +102,18 @@ void InvariantMonitor::run() {
       if (doc.is_discarded() || !doc.is_object()) {
         record(files_[i].filename().string() + ": not a complete JSON object (" + std::to_string(text->size()) +
                " bytes)");
+        continue;
+      }
+      std::vector<std::string> required;
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = required_.find(files_[i]); it != required_.end()) required = it->second;
+      }
+      if (!required.empty()) {
+        const Endpoints listed = endpoints_in_file(doc);
+        for (const auto& id : required) {
+          if (listed.count(id) == 0) record(files_[i].filename().string() + ": lost instance " + id);
+        }
       }
     }
     if (std::chrono::steady_clock::now() >= next_rss) {

@@ -50,6 +50,9 @@ class InvariantMonitor {
   InvariantMonitor(const InvariantMonitor&) = delete;
   InvariantMonitor& operator=(const InvariantMonitor&) = delete;
 
+  // From now on, every sample of `file` (a json-format discovery file) must list each of `ids`: instances
+  // that nobody deletes during the fault must never drop out of the file, even while etcd is unreachable.
+  void require_instances(const std::filesystem::path& file, std::vector<std::string> ids);
   void stop();
   // Violations seen so far (first 20), e.g. "+1234 ms: out.json: not JSON (17 bytes)".
   std::vector<std::string> violations() const;
@@ -72,6 +75,7 @@ class InvariantMonitor {
   mutable std::mutex mu_;
   std::vector<std::string> violations_;
   std::vector<long> rss_;
+  std::map<std::filesystem::path, std::vector<std::string>> required_;  // guarded by mu_
   std::thread thread_;
 };
 
