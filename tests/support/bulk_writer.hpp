@@ -12,7 +12,7 @@
 
 namespace sidecar::test {
 
-// One change of a batch: a put (value set) or a delete (value nullopt-like: `del` true).
+// One change of a batch: a put of `value`, or (del = true) a delete of `key`.
 struct BulkOp {
   std::string key;
   std::string value;
