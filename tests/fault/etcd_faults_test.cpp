@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "tests/fault/fault_fixture.hpp"
+#include "tests/support/bulk_writer.hpp"
 #include "tests/support/tcp_proxy.hpp"
 
 namespace sidecar::test {
@@ -123,6 +124,36 @@ TEST_F(EtcdFault, CompactionWhileTheAgentIsStoppedIsRecoveredByResync) {
   EXPECT_TRUE(registered());
   expect_files_never_broken();
   expect_rss_flat();
+  expect_clean_shutdown();
+}
+
+TEST_F(EtcdFault, FloodAndCompactionWhileTheAgentIsStoppedOnAnOpenStreamAreRecovered) {
+  // Same store, same connection: the agent's watch stream stays open but nobody reads it, so etcd's
+  // per-watcher buffer and the stream window fill up, then the history is compacted. (etcd 3.4 keeps a
+  // stalled watcher's pending events in memory, so this does not cancel the watch; the compacted-resync
+  // path is the etcd-restart scenario above. This one proves a stopped agent digests the backlog.)
+  seed();
+  start_agent(with_ttl("10s"));
+  ASSERT_TRUE(agent_->sigstop());
+  // One revision per put (a watch response each) with 4 KiB values: far more than etcd's per-watcher
+  // buffer and the stream's flow-control window hold, so etcd must park the watcher as unsynced.
+  const std::string pad(4096, 'p');
+  std::vector<BulkOp> dels;
+  for (int i = 0; i < 800; ++i) {
+    const std::string id = "stalled-" + std::to_string(i);
+    auto value = nlohmann::json::parse(instance_value(id, 1000 + i));
+    value["metadata"]["pad"] = pad;
+    ASSERT_GT(client_->put(self_key(id), value.dump()), 0) << client_->last_error();
+    if (i % 4 != 0) dels.push_back({self_key(id), "", true});
+  }
+  BulkWriter writer(etcd_->endpoint());
+  ASSERT_GT(writer.apply(dels), 0) << writer.last_error();
+  ASSERT_EQ(client_->del(self_key("other-1")), 1);
+  ASSERT_TRUE(client_->compact(client_->revision())) << client_->last_error();
+  ASSERT_TRUE(agent_->sigcont());
+  EXPECT_TRUE(converged(30s));
+  EXPECT_TRUE(registered());
+  expect_files_never_broken();
   expect_clean_shutdown();
 }
 
