@@ -101,6 +101,12 @@ TEST_F(Soak, ChurnAndEtcdRestartsLeaveMemoryFdsAndFilesExact) {
   EXPECT_TRUE(wait_until([&] { fds = fd_count(agent_->pid()).value_or(0); return fds <= baseline_fds; }, 10s, 100ms))
       << "fd count grew from " << baseline_fds << " to " << fds;
   const long rss = rss_kib(agent_->pid()).value_or(0);
+  const auto samples = monitor_->rss_samples();
+  if (samples.size() >= 4) {
+    std::cerr << "soak: RSS at each quarter (KiB):";
+    for (std::size_t q = 1; q <= 4; ++q) std::cerr << " " << samples[samples.size() * q / 4 - 1];
+    std::cerr << "\n";
+  }
   std::cerr << "soak: RSS " << baseline_rss << " KiB after warm-up, " << rss << " KiB at the end, max "
             << monitor_->max_rss_kib() << " KiB; fds " << baseline_fds << " -> " << fds << "\n";
 #ifndef SIDECAR_TESTS_SANITIZED  // ASan's quarantine grows RSS by design
