@@ -41,7 +41,16 @@ class LocalDiskFault : public FaultTest {
     ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0) << std::strerror(errno);
     std::filesystem::create_directories(out_dir_);
     ASSERT_EQ(::mount("tmpfs", out_dir_.c_str(), "tmpfs", 0, "size=64k,mode=0755"), 0) << std::strerror(errno);
+    mounted_ = true;
     FaultTest::SetUp();
+  }
+
+  void TearDown() override {
+    FaultTest::TearDown();
+    if (!mounted_) return;
+    agent_.reset();  // nothing may hold the mount when it goes
+    // Lazy unmount, so the TempDir can remove the mount point (EBUSY while the tmpfs is on it).
+    EXPECT_EQ(::umount2(out_dir_.c_str(), MNT_DETACH), 0) << std::strerror(errno);
   }
 
   // Fills the tmpfs until the kernel says ENOSPC.
@@ -60,6 +69,8 @@ class LocalDiskFault : public FaultTest {
   }
 
   std::filesystem::path filler() const { return out_dir_ / "filler"; }
+
+  bool mounted_ = false;
 };
 
 TEST_F(LocalDiskFault, FullDiskKeepsTheOldFileReportsAndRecoversWhenSpaceReturns) {
