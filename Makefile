@@ -1,13 +1,22 @@
 # Developer and CI entry points for etcd-sidecar. Everything builds out of tree in $(BUILD_DIR).
-#   make build | run | test | test-unit | test-integration | test-fault | bench | clean
+#   make build | run | test | test-unit | test-integration | test-fault | soak | bench | clean
+#   make test-sanitize | test-sanitize-all | fuzz      (separate build dirs: build-sanitize, build-fuzz)
 
 BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 CTEST      := ctest --test-dir $(BUILD_DIR) --output-on-failure
+# ASan+UBSan (GCC) and libFuzzer (clang) builds live in their own directories.
+SANITIZE_DIR  ?= build-sanitize
+FUZZ_DIR      ?= build-fuzz
+FUZZ_SECONDS  ?= 30
+SOAK_SECONDS  ?= 600
+FUZZ_TARGETS  := manifest value render endpoint_set
+SANITIZE_ARGS := -DCMAKE_BUILD_TYPE=Debug -DSIDECAR_SANITIZE=ON -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
 
-.PHONY: all deps configure build run test test-unit test-integration test-fault bench clean
+.PHONY: all deps configure build run test test-unit test-integration test-fault soak bench clean \
+        test-sanitize test-sanitize-all fuzz
 
 all: build
 
@@ -25,7 +34,7 @@ build: configure
 run: build
 	./$(BUILD_DIR)/etcd-sidecar --manifest config/example.yaml --dev
 
-# Every label: unit, integration, fault.
+# Every label: unit (with the fuzz corpus replay), integration, fault, and a 60 s soak.
 test: build
 	$(CTEST) -j2
 
@@ -38,6 +47,29 @@ test-integration: build
 test-fault: build
 	$(CTEST) -j2 -L '^fault$$'
 
+# The soak scenario alone, 10 minutes by default (SOAK_SECONDS=...).
+soak: build
+	SIDECAR_SOAK_SECONDS=$(SOAK_SECONDS) $(CTEST) -L '^soak$$'
+
+# Unit tests and the fuzz corpus replay under ASan+UBSan: only the pure layers are built, so it is quick.
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS)
+	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target unit_tests $(addprefix fuzz_replay_,$(FUZZ_TARGETS))
+	ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j2 -L '^unit$$'
+
+# Every suite (unit, integration, fault, soak) with the agent and the tests built under ASan+UBSan.
+test-sanitize-all: deps
+	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS)
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j2
+
+# libFuzzer (clang, ASan+UBSan): each target for FUZZ_SECONDS; findings land in $(FUZZ_DIR)/fuzz-crashes.
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIDECAR_FUZZ=ON \
+	  -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: build
 	@if [ -x $(BUILD_DIR)/bench/sidecar_bench ]; then \
 	  ./$(BUILD_DIR)/bench/sidecar_bench; \
@@ -46,4 +78,4 @@ bench: build
 	fi
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)

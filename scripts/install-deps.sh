@@ -28,6 +28,10 @@ readonly PACKAGES=(
   systemd
   # The TLS tests generate their CA, server and client certificates with the openssl command.
   openssl
+  # `make fuzz`: clang with libFuzzer. On Debian 12 libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev
+  # (clang 14 is the default clang), not in clang itself.
+  clang
+  libclang-rt-14-dev
 )
 
 # The interop test runs a real app on the `etcd3` npm library. A machine that already has node and npm

@@ -65,13 +65,12 @@ ResetResult EndpointSet::reset(std::vector<KvInput> snapshot, int64_t revision) 
     inst.mod_revision = kv.mod_revision;
     inst.create_revision = kv.create_revision;
     inst.lease = kv.lease;
-    if (!inst.valid()) {
-      ++invalid;
-      result.invalid.emplace_back(inst.id, inst.error);
-    }
+    if (!inst.valid()) result.invalid.emplace_back(inst.id, inst.error);
     std::string key = inst.id;
     fresh.insert_or_assign(std::move(key), std::move(inst));
   }
+  // Counted from the map, not per input: a key listed twice (the later one wins) must not count twice.
+  for (const auto& [id, inst] : fresh) invalid += inst.valid() ? 0 : 1;
 
   // Compare the valid projections in id order: a resync that finds the same set must not rewrite files.
   auto next_valid = [](auto it, auto end) {

@@ -32,6 +32,11 @@ std::optional<int> parse_port_text(std::string_view text) {
 
 bool valid_host(std::string_view host) {
   if (host.empty() || host.size() > 255) return false;
+  // A ':' means IPv6, which has at least two. With one, "a:1" would be read back as host "a" port 1 by
+  // split_host_port, so a value we accept could not be written and read again as the same address.
+  if (const auto colon = host.find(':'); colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos) {
+    return false;
+  }
   for (char c : host) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
               c == '_' || c == ':' || c == '%';
@@ -106,6 +111,8 @@ std::string join_host_port(std::string_view host, int port) {
   out += std::to_string(port);
   return out;
 }
+
+bool valid_address(std::string_view address) { return valid_host(strip_brackets(address)); }
 
 std::string Instance::endpoint() const { return join_host_port(address, port); }
 

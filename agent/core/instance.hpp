@@ -75,6 +75,9 @@ ParsedValue parse_instance_value(std::string_view id, std::string_view value,
 // "[::1]:80" -> {"::1", 80}; "10.0.0.1:80" -> {"10.0.0.1", 80}; nullopt when there is no valid port
 // (including a bare IPv6 literal such as "::1", whose colons are not a port separator).
 std::optional<std::pair<std::string, int>> split_host_port(std::string_view text);
+// An address as parse_instance_value accepts it: host name, IPv4, or IPv6 (brackets optional). The
+// manifest checks registered addresses with this, so what the agent writes every reader can read back.
+bool valid_address(std::string_view address);
 // {"::1", 80} -> "[::1]:80"; an already bracketed host is left alone.
 std::string join_host_port(std::string_view host, int port);
 

@@ -1,6 +1,9 @@
 #include "agent/core/manifest.hpp"
 
+#include "agent/core/instance.hpp"
+
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <span>
+#include <sstream>
 #include <utility>
 
 namespace sidecar::core {
@@ -465,14 +469,60 @@ struct Choice {
   T value;
 };
 
+// Counts the documents of a YAML stream without building them, and where the second one's root starts.
+struct DocumentCounter : YAML::EventHandler {
+  int documents = 0;
+  YAML::Mark second_root = YAML::Mark::null_mark();
+  YAML::Mark last_start = YAML::Mark::null_mark();
+  bool stuck = false;  // a document started where the previous one did: the parser is not advancing
+  bool in_new_document = false;
+
+  bool progressed() const { return !stuck; }
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck = documents > 0 && mark.pos == last_start.pos;
+    last_start = mark;
+    ++documents;
+    in_new_document = true;
+  }
+  void OnDocumentEnd() override {}
+  void node(const YAML::Mark& mark) {
+    if (in_new_document && documents == 2) second_root = mark;
+    in_new_document = false;
+  }
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { node(mark); }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+};
+// Enough to say "found N" for any real mistake (a stray ---) without walking a huge stream.
+constexpr int kMaxDocumentsCounted = 64;
+
 class Parser {
  public:
   Parser(std::string_view source, const EnvLookup& env) : source_(source), env_(env) {}
 
   ParseResult parse(std::string_view text) {
-    std::vector<YAML::Node> documents;
+    YAML::Node root;
+    DocumentCounter counter;
     try {
-      documents = YAML::LoadAll(std::string(text));
+      // Not YAML::LoadAll: yaml-cpp 0.7 (Debian 12) never returns from it on some malformed input, e.g. a
+      // stray ',' at the top level, producing empty documents without consuming the token until memory
+      // runs out (jbeder/yaml-cpp#1040; found by tests/fuzz/manifest_fuzz.cpp). Load() reads one document;
+      // the counter only looks for a second one and stops when the parser makes no progress.
+      const std::string input(text);
+      root = YAML::Load(input);
+      std::istringstream stream(input);
+      YAML::Parser parser(stream);
+      while (counter.documents < kMaxDocumentsCounted && parser.HandleNextDocument(counter)) {
+        if (!counter.progressed()) break;
+      }
     } catch (const YAML::Exception& e) {
       std::string message = "invalid YAML: " + e.msg;
       // The classic trap: `{zone: ${ZONE}}` - YAML reads the braces of ${...} as flow-map syntax.
@@ -482,15 +532,20 @@ class Parser {
       error(location(e.mark), "", std::move(message));
       return finish();
     }
-    if (documents.empty() || (documents.size() == 1 && documents.front().IsNull())) {
+    if (counter.stuck) {
+      error(location(counter.last_start), "", "invalid YAML: unexpected token (e.g. a stray ',' outside [...])");
+      return finish();
+    }
+    if (counter.documents <= 1 && root.IsNull()) {
       error(SourceLocation{source_, 0, 0}, "", "manifest is empty");
       return finish();
     }
-    if (documents.size() > 1) {
-      error(documents[1], "", "manifest must be a single YAML document, found " + std::to_string(documents.size()));
+    if (counter.documents > 1) {
+      error(location(counter.second_root), "",
+            "manifest must be a single YAML document, found " + std::to_string(counter.documents));
     }
     try {
-      parse_root(documents.front());
+      parse_root(root);
     } catch (const std::exception& e) {
       // Defensive: a yaml-cpp accessor throwing is a bug here, but the caller was promised no exceptions.
       error(SourceLocation{source_, 0, 0}, "", std::string("internal error while reading the manifest: ") + e.what());
@@ -988,7 +1043,7 @@ class Parser {
       if (const Entry* e = map->get("address")) {
         const std::string field = join_path(path, "address");
         if (auto v = text(*e, field, Need::kNonEmpty)) {
-          if (has_space(*v) || v->find('/') != std::string::npos) {
+          if (!valid_address(*v)) {
             error(e->value, field, "must be a host name or IP address, got '" + *v + "'");
           } else {
             spec.address = std::move(*v);

@@ -66,8 +66,9 @@ class ClusterFailover : public ::testing::Test {
     return list;
   }
 
-  static std::string manifest(size_t first, const std::string& id, const std::filesystem::path& out) {
-    return "etcd:\n  endpoints: [" + endpoints_starting_with(first) + "]\nlease:\n  ttl: 6s\nservices:\n  - {name: app, id: " +
+  static std::string manifest(size_t first, const std::string& id, const std::filesystem::path& out,
+                              const std::string& ttl = "6s") {
+    return "etcd:\n  endpoints: [" + endpoints_starting_with(first) + "]\nlease:\n  ttl: " + ttl + "\nservices:\n  - {name: app, id: " +
            id + ", port: 8080}\ndiscover:\n  - {service: peer, output: \"" + out.string() + "\", format: lines}\n";
   }
 
@@ -197,7 +198,8 @@ namespace {
 TEST_F(ClusterFailover, LeaderlessMemberRefusesTheAgentsStreamsAndTheAgentRecovers) {
   const size_t member = *cluster_->leader_index();
   const auto out = dir_ / "peer-leaderless.txt";
-  auto agent = AgentProcess::start(manifest(member, "leaderless", out));
+  // A lease that outlives the outage (refusal after ~4 s, then a new election), so "same lease" is fair.
+  auto agent = AgentProcess::start(manifest(member, "leaderless", out, "20s"));
   ASSERT_TRUE(agent);
   EtcdSyncClient check(cluster_->member(member).endpoint());
   ASSERT_TRUE(wait_until([&] { return check.get("/services/app/leaderless").has_value(); }, 10s)) << agent->output();

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/agent_runner.hpp"
+#include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/process.hpp"
@@ -46,8 +46,8 @@ class ConfigMirror : public ::testing::Test {
 
   // `entries` is the body of the `config:` list, each item starting with "  - ".
   void start_agent(const std::string& entries) {
-    agent_ = AgentRunner::start(dir_.path(), etcd_manifest_section(etcd_->client_url()) + "config:\n" + entries);
-    ASSERT_TRUE(agent_.has_value()) << "cannot start " << SIDECAR_BINARY;
+    agent_ = AgentProcess::start_in(dir_.path(), etcd_manifest_section(etcd_->client_url()) + "config:\n" + entries);
+    ASSERT_NE(agent_, nullptr) << "cannot start " << SIDECAR_BINARY;
   }
 
   ::testing::AssertionResult wait_for_content(const fs::path& path, const std::string& expected,
@@ -67,7 +67,7 @@ class ConfigMirror : public ::testing::Test {
   TempDir dir_{"config-it"};
   std::unique_ptr<EtcdProcess> etcd_;
   std::unique_ptr<EtcdSyncClient> client_;
-  std::optional<AgentRunner> agent_;
+  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(ConfigMirror, KeyIsMirroredRawAndKeptAfterDelete) {

@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd/rpc.grpc.pb.h"
-#include "tests/support/agent_runner.hpp"
+#include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/process.hpp"
@@ -140,8 +140,8 @@ class Discovery : public ::testing::Test {
   }
 
   void start_agent(const std::string& manifest_yaml) {
-    agent_ = AgentRunner::start(dir_.path(), manifest_yaml);
-    ASSERT_TRUE(agent_.has_value()) << "cannot start " << SIDECAR_BINARY;
+    agent_ = AgentProcess::start_in(dir_.path(), manifest_yaml);
+    ASSERT_NE(agent_, nullptr) << "cannot start " << SIDECAR_BINARY;
   }
 
   // Waits until the output file parses as JSON and `predicate` holds on it.
@@ -178,7 +178,7 @@ class Discovery : public ::testing::Test {
   std::unique_ptr<EtcdProcess> etcd_;
   std::unique_ptr<EtcdSyncClient> client_;
   fs::path output_;
-  std::optional<AgentRunner> agent_;
+  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(Discovery, PutAndDeleteReachTheFile) {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/agent_runner.hpp"
+#include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/process.hpp"
@@ -86,12 +86,12 @@ class Etcd3Interop : public ::testing::Test {
   std::unique_ptr<EtcdProcess> etcd_;
   std::unique_ptr<EtcdSyncClient> client_;
   std::optional<ChildProcess> app_;
-  std::optional<AgentRunner> agent_;
+  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(Etcd3Interop, AgentAndEtcd3AppDiscoverEachOther) {
   const fs::path out = dir_ / "nest-service.json";
-  agent_ = AgentRunner::start(dir_.path(), etcd_manifest_section(etcd_->client_url()) +
+  agent_ = AgentProcess::start_in(dir_.path(), etcd_manifest_section(etcd_->client_url()) +
                                                "services:\n"
                                                "  - name: order-service\n"
                                                "    id: order-1\n"
@@ -101,7 +101,7 @@ TEST_F(Etcd3Interop, AgentAndEtcd3AppDiscoverEachOther) {
                                                "discover:\n"
                                                "  - service: nest-service\n"
                                                "    output: " + out.string() + "\n");
-  ASSERT_TRUE(agent_.has_value());
+  ASSERT_NE(agent_, nullptr);
   ASSERT_TRUE(wait_until([&] { return client_->get("/services/order-service/order-1").has_value(); }, 10s));
 
   start_app("nest-1", 3000);

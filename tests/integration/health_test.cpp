@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "tests/support/agent_process.hpp"
-#include "tests/support/agent_runner.hpp"
+#include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/health_servers.hpp"
@@ -376,7 +376,7 @@ TEST_F(HealthChecks, SuccessorThatAdoptsTheLeaseWithdrawsTheKeyOfAServiceStillCr
                 "        rise: 1\n        fall: 1\n"};
   const std::string yaml = manifest({api});
   ASSERT_TRUE(write_file(flag, ""));
-  auto first = AgentRunner::start(dir.path(), yaml, {}, "agent");
+  auto first = AgentProcess::start_in(dir.path(), yaml, {}, "agent");
   ASSERT_TRUE(first);
   const auto kv = wait_present(api.key());
   ASSERT_TRUE(kv.has_value());
@@ -388,7 +388,7 @@ TEST_F(HealthChecks, SuccessorThatAdoptsTheLeaseWithdrawsTheKeyOfAServiceStillCr
 
   // ...which starts while the service is down: critical until it passes, so the adopted key goes.
   std::filesystem::remove(flag);
-  auto second = AgentRunner::start(dir.path(), yaml, {}, "agent");
+  auto second = AgentProcess::start_in(dir.path(), yaml, {}, "agent");
   ASSERT_TRUE(second);
   ASSERT_TRUE(wait_until([&] { return second->count_in_output("adopted from the previous process") == 1; }, 5s))
       << second->output();

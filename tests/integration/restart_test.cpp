@@ -8,7 +8,6 @@
 #include <string>
 
 #include "tests/support/agent_process.hpp"
-#include "tests/support/agent_runner.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/process.hpp"
@@ -42,7 +41,7 @@ class RestartWithoutGap : public ::testing::Test {
   }
 
   // Same directory and name for every process: the same manifest path, so the same state file.
-  std::optional<AgentRunner> start_agent() { return AgentRunner::start(dir_.path(), manifest_, {}, "agent"); }
+  std::unique_ptr<AgentProcess> start_agent() { return AgentProcess::start_in(dir_.path(), manifest_, {}, "agent"); }
 
   // The key with its lease, once registered.
   std::int64_t wait_registered() {
@@ -99,8 +98,8 @@ class RestartWithoutGap : public ::testing::Test {
   std::unique_ptr<EtcdSyncClient> client_;
   std::string manifest_;
   const std::string key_ = service_key(kService);
-  std::optional<AgentRunner> first_;
-  std::optional<AgentRunner> second_;
+  std::unique_ptr<AgentProcess> first_;
+  std::unique_ptr<AgentProcess> second_;
 };
 
 TEST_F(RestartWithoutGap, AgentKilledWithSigkillIsSucceededByOneThatAdoptsItsLease) {
