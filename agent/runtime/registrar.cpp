@@ -157,6 +157,28 @@ asio::awaitable<bool> Registrar::withdraw_for_shutdown(std::chrono::milliseconds
   co_return !machine_.withdrawals_pending();
 }
 
+size_t Registrar::add_key(core::DesiredKey key) {
+  const bool healthy = key.published;
+  key.published = healthy && !drained_;
+  const std::string name = key.key;
+  size_t index = 0;
+  apply(machine_.add_key(std::move(key), now(), &index));
+  if (index >= healthy_.size()) healthy_.resize(index + 1, false);
+  healthy_[index] = healthy;
+  key_index_[name] = index;
+  // The watch covers the keys it was started with: restart it so the new key is read and watched too.
+  rewatch_ = true;
+  if (watch_stream_) watch_stream_->cancel();
+  return index;
+}
+
+void Registrar::remove_key(size_t index) {
+  healthy_[index] = false;  // an undrain never publishes it again
+  apply(machine_.remove_key(index, now()));
+}
+
+void Registrar::update_value(size_t index, std::string value) { apply(machine_.update_value(index, std::move(value), now())); }
+
 void Registrar::delete_key(const core::DeleteKey& del) {
   const auto& desired = machine_.desired(del.index);
   // Only while it is on our lease: a key another agent took over in the meantime is left alone.
@@ -323,8 +345,9 @@ asio::awaitable<void> Registrar::keepalive_loop() {
 asio::awaitable<void> Registrar::watch_loop() {
   core::Backoff backoff;
   bool reported_down = false;
-  const size_t n = machine_.key_count();
   while (!stopping_) {
+    rewatch_ = false;
+    const size_t n = machine_.key_count();
     // 1. Read every key in one Txn: one consistent revision to judge them at and to watch from. Reading
     //    (rather than resuming an old watch) is what copes with an etcd whose revisions went back.
     etcd::pb::TxnRequest read;
@@ -357,6 +380,7 @@ asio::awaitable<void> Registrar::watch_loop() {
       create->set_start_revision(revision + 1);
       healthy = co_await stream->async_write(std::move(req), use_awaitable);
     }
+    if (healthy && rewatch_) stream->cancel();  // a key was added while this watch was being set up
     if (healthy && !stopping_) {
       watch_stream_ = stream;
       if (reported_down) {
@@ -384,6 +408,10 @@ asio::awaitable<void> Registrar::watch_loop() {
     }
     const grpc::Status status = co_await stream->async_finish(use_awaitable);
     if (stopping_) break;
+    if (rewatch_) {
+      spdlog::debug("own-key watch restarted for {} key(s)", machine_.key_count());
+      continue;  // cancelled by add_key, not a failure: no backoff, no endpoint switch
+    }
     client_.report_failure(stream->endpoint(), status);
     if (!reported_down) {
       spdlog::warn("own-key watch on {} ended: {}; re-reading and re-watching", stream->endpoint(),
