@@ -136,10 +136,10 @@ void Registrar::set_drained(bool drained, const std::string& reason) {
   size_t published = 0;
   for (size_t i = 0; i < healthy_.size(); ++i) published += healthy_[i] ? 1 : 0;
   if (drained) {
-    spdlog::info("{}: draining: withdrawing {} key(s), lease {} kept", reason, machine_.key_count(),
+    spdlog::info("{}: draining: withdrawing {} key(s), lease {} kept", reason, machine_.live_key_count(),
                  core::lease_to_hex(machine_.lease()));
   } else {
-    spdlog::info("{}: undraining: publishing {} healthy key(s) of {}", reason, published, machine_.key_count());
+    spdlog::info("{}: undraining: publishing {} healthy key(s) of {}", reason, published, machine_.live_key_count());
   }
   for (size_t i = 0; i < healthy_.size(); ++i) update_published(i, drained ? "drained" : "undrained");
 }
@@ -449,7 +449,7 @@ asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
   auto r = co_await client_.lease_revoke(std::move(req), use_awaitable, budget);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(now() - started);
   if (r.ok() || is_lease_not_found(r.status)) {
-    spdlog::info("deregistered {} key(s): revoked lease {} in {} ms", machine_.key_count(), core::lease_to_hex(lease),
+    spdlog::info("deregistered {} key(s): revoked lease {} in {} ms", machine_.live_key_count(), core::lease_to_hex(lease),
                  took.count());
   } else {
     spdlog::warn("could not revoke lease {} ({}); its keys expire with the lease within {} s",

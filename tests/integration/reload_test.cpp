@@ -18,6 +18,7 @@
 
 #include "tests/support/admin_client.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/agent_runner.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/wait.hpp"
@@ -221,7 +222,9 @@ TEST_F(Reload, AddsRemovesAndRewritesServicesWhileTheKeptKeySeesNoEvent) {
   ASSERT_EQ(st["services"].size(), 3u);
   EXPECT_EQ(st["services"][0]["key"], service_key(kChanged));
   EXPECT_EQ(st["services"][2]["key"], service_key(kKeep));
-  EXPECT_EQ(m.value("etcd_sidecar_config_info", {{"hash", st["config_version"]["hash"]}}), 1.0);
+  EXPECT_EQ(m.value("etcd_sidecar_config_info",
+                    {{"path", st["config_version"]["path"]}, {"hash", st["config_version"]["hash"]}}),
+            1.0);
 
   // SIGTERM still deregisters everything, the added key included.
   EXPECT_EQ(agent_->signal(SIGTERM), true);
@@ -258,7 +261,8 @@ TEST_F(Reload, DiscoveriesAndConfigMirrorsAreAddedRemovedOrLeftRunning) {
   ASSERT_TRUE(wait_until([&] { return read_json_file(d / "api.json") && read_text(d / "a.txt") == "A1"; }, 10s));
   ASSERT_TRUE(wait_until([&] { return read_json_file(d / "web.json").has_value(); }, 5s));
   auto web_status = [&] {
-    for (const auto& w : status()["discover"]) {
+    const nlohmann::json st = status();
+    for (const auto& w : st["discover"]) {
       if (w["service"] == "web") return w;
     }
     return nlohmann::json();
