@@ -27,6 +27,7 @@
 #include "agent/daemon/snapshot.hpp"
 #include "agent/daemon/watchdog.hpp"
 #include "agent/etcd/client.hpp"
+#include "agent/etcd/completion_bridge.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/coro.hpp"
 #include "agent/runtime/config_mirror.hpp"
@@ -136,6 +137,8 @@ class Agent {
   std::optional<LeaseStateFile> state_file_;
   bool lease_recorded_ = false;
   std::unique_ptr<runtime::Registrar> registrar_;
+  // One completion queue (and poller thread) for every service's gRPC checks; outlives the monitors.
+  std::unique_ptr<etcd::CompletionBridge> check_bridge_;
   std::vector<ServiceSlot> services_;  // in manifest order
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
   std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
@@ -191,10 +194,15 @@ std::unique_ptr<runtime::HealthMonitor> Agent::make_health(const core::ServiceSp
   core::Manifest one;
   one.etcd.prefix = manifest_.etcd.prefix;
   one.services.push_back(spec);
+  for (const auto& c : spec.checks) {
+    if (c.type == core::CheckType::kGrpc && !check_bridge_) check_bridge_ = std::make_unique<etcd::CompletionBridge>(io_);
+  }
   return std::make_unique<runtime::HealthMonitor>(
-      io_, one, [this, key_index](size_t, bool healthy, const std::string& reason) {
+      io_, one,
+      [this, key_index](size_t, bool healthy, const std::string& reason) {
         if (registrar_) registrar_->set_service_healthy(key_index, healthy, reason);
-      });
+      },
+      check_bridge_.get());
 }
 
 std::unique_ptr<runtime::Discovery> Agent::make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl) {

@@ -298,6 +298,45 @@ TEST_F(Reload, DiscoveriesAndConfigMirrorsAreAddedRemovedOrLeftRunning) {
             starts_before);
 }
 
+// A service with one exec check, in manifest YAML.
+std::string checked_service(const std::string& name, const std::string& command) {
+  return "  - name: " + name + "\n    id: " + name + "-1\n    port: 80\n    initial_status: passing\n"
+         "    checks:\n      - exec: [\"" + command + "\"]\n        interval: 100ms\n        rise: 1\n        fall: 1\n";
+}
+
+TEST_F(Reload, ChangedChecksRestartOnlyThatServicesChecks) {
+  const std::string head = "etcd:\n  endpoints: [\"" + etcd_->client_url() + "\"]\nlease:\n  ttl: 2s\nservices:\n";
+  start(head + checked_service("steady", "/bin/true") + checked_service("moody", "/bin/true"));
+  ASSERT_TRUE(wait_until([&] {
+    return client_->get("/services/steady/steady-1").has_value() && client_->get("/services/moody/moody-1").has_value();
+  }, 10s));
+  auto runs_of = [&](const std::string& name) -> int64_t {
+    const nlohmann::json st = status();
+    for (const auto& s : st["services"]) {
+      if (s["name"] == name && !s["checks"].empty()) return s["checks"][0]["runs"].get<int64_t>();
+    }
+    return -1;
+  };
+  ASSERT_TRUE(wait_until([&] { return runs_of("steady") >= 3; }, 5s));
+  WatchRecorder steady_watch(etcd_->endpoint(), "/services/steady/steady-1");
+  WatchRecorder moody_watch(etcd_->endpoint(), "/services/moody/moody-1");
+
+  reload(head + checked_service("steady", "/bin/true") + checked_service("moody", "/bin/false"));
+  const int64_t steady_runs = runs_of("steady");
+  // moody's new check fails: its key alone is withdrawn, on the running lease.
+  ASSERT_TRUE(moody_watch.wait_for([](const auto& ev) { return count_of(ev, Type::kDelete) == 1; }, 5s));
+  EXPECT_TRUE(agent_->output_contains("moody/moody-1: checks changed; restarting its checks"));
+  // steady's checks were not restarted: its run count goes on from where it was, and its key never moved.
+  ASSERT_TRUE(wait_until([&] { return runs_of("steady") >= steady_runs + 3; }, 5s));
+  EXPECT_GE(steady_runs, 3);
+  EXPECT_THAT(steady_watch.events(), ::testing::IsEmpty());
+  EXPECT_FALSE(agent_->output_contains("steady/steady-1: checks changed"));
+  const nlohmann::json st = status();
+  ASSERT_EQ(st["services"].size(), 2u);
+  EXPECT_EQ(st["services"][1]["checks"][0]["status"], "critical");
+  EXPECT_EQ(st["services"][1]["wanted"], false);
+}
+
 TEST_F(Reload, EtcdSettingsNeedARestartAndTheRestIsApplied) {
   start(manifest({kKeep}));
   ASSERT_TRUE(wait_until([&] { return registered(kKeep); }, 10s));
