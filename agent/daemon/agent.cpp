@@ -1,5 +1,6 @@
 #include "agent/daemon/agent.hpp"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -16,7 +17,6 @@
 #include <iostream>
 #include <optional>
 #include <set>
-#include <time.h>
 
 #include "agent/core/instance.hpp"
 #include "agent/core/manifest_diff.hpp"

@@ -1,4 +1,5 @@
-// Owns: one running agent — the io_context, the etcd client, the registrar — and its orderly shutdown.
+// Owns: one running agent — the io_context, the etcd client, the registrar, checks, discoveries and mirrors —
+//       its live reload (SIGHUP) and its orderly shutdown.
 // Thread: the calling (main) thread runs the io_context; everything inside runs on it.
 #pragma once
 
