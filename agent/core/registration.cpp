@@ -432,7 +432,76 @@ std::optional<TimePoint> Registration::lease_deadline() const {
 }
 
 bool Registration::all_registered() const {
-  return std::all_of(keys_.begin(), keys_.end(), [](const Key& k) { return k.state == KeyState::kRegistered; });
+  return std::all_of(keys_.begin(), keys_.end(),
+                     [](const Key& k) { return k.removed || k.state == KeyState::kRegistered; });
+}
+
+size_t Registration::live_key_count() const {
+  return static_cast<size_t>(std::count_if(keys_.begin(), keys_.end(), [](const Key& k) { return !k.removed; }));
+}
+
+Actions Registration::update_value(size_t index, std::string value, TimePoint) {
+  Actions out;
+  Key& key = keys_[index];
+  if (key.desired.value == value) return out;
+  key.desired.value = std::move(value);
+  if (lease_state_ != LeaseState::kAlive || !key.published) return out;  // written with the new value later
+  if (key.state == KeyState::kRegistered) {
+    schedule_write(index, key.mod_revision, out);  // in place: compare on our own mod_revision, same lease
+  } else if (key.state == KeyState::kWriting) {
+    // The write in flight carries the old value; a fresh create-only attempt supersedes it. Its rejection
+    // shows our old value on our lease, which decide() then overwrites with the new one.
+    schedule_write(index, 0, out);
+  }
+  return out;
+}
+
+Actions Registration::add_key(DesiredKey desired, TimePoint now, size_t* index) {
+  Actions out;
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i].desired.key != desired.key) continue;
+    Key& key = keys_[i];
+    *index = i;
+    if (!key.removed) {
+      // Already live: the caller's bookkeeping is off; treat as an update, never as a second key.
+      Actions u = update_value(i, std::move(desired.value), now);
+      Actions p = set_published(i, desired.published, now, "added again");
+      u.writes.insert(u.writes.end(), p.writes.begin(), p.writes.end());
+      u.deletes.insert(u.deletes.end(), p.deletes.begin(), p.deletes.end());
+      u.notes.insert(u.notes.end(), p.notes.begin(), p.notes.end());
+      return u;
+    }
+    key.removed = false;
+    key.desired.value = std::move(desired.value);
+    key.restore_reason.clear();
+    key.ever_registered = false;  // logged as "registered" again
+    if (!desired.published) return out;  // stays withdrawn (its pending delete goes on) until published
+    if (key.state == KeyState::kWriting && lease_state_ == LeaseState::kAlive) {
+      key.published = true;
+      key.delete_wanted = false;
+      key.delete_in_flight = false;
+      schedule_write(i, 0, out);  // supersedes the write in flight, which may carry the old value
+      return out;
+    }
+    return set_published(i, true, now, "added");
+  }
+  *index = keys_.size();
+  Key& key = keys_.emplace_back();
+  key.desired = std::move(desired);
+  key.write_backoff = Backoff(options_.write_backoff);
+  key.conflict_backoff = Backoff(options_.conflict_backoff);
+  key.published = key.desired.published;
+  key.state = key.published ? KeyState::kPending : KeyState::kWithdrawn;
+  if (key.published && lease_state_ == LeaseState::kAlive) schedule_write(*index, 0, out);
+  return out;
+}
+
+Actions Registration::remove_key(size_t index, TimePoint now) {
+  Key& key = keys_[index];
+  if (key.removed) return {};
+  Actions out = set_published(index, false, now, "removed from the manifest");
+  key.removed = true;
+  return out;
 }
 
 bool Registration::settled() const {
@@ -451,6 +520,7 @@ Actions Registration::set_published(size_t index, bool published, TimePoint now,
   Actions out;
   Key& key = keys_[index];
   if (key.published == published) return out;
+  if (key.removed && published) return out;  // a tombstone is never published again (add_key revives it)
   key.published = published;
   const std::string why = reason.empty() ? std::string() : " (" + reason + ")";
   if (!published) {

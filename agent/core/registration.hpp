@@ -144,6 +144,21 @@ class Registration {
 
   // Replaces the values (same keys, same order) — a re-rendered value after e.g. a reload; rewrites changed ones.
   Actions update_values(const std::vector<std::string>& values, TimePoint now);
+  // One key's new value (live reload): a registered key is rewritten in place, on the same lease, with
+  // one compare-and-put; anything else is written with the new value when its turn comes.
+  Actions update_value(size_t index, std::string value, TimePoint now);
+
+  // Live reload grows and shrinks the key set; indices stay stable. A key added while the lease is alive
+  // is written at once (if published), otherwise with the next lease. A key that was removed earlier and
+  // comes back revives its old index, so a delete still in flight for it is overtaken, never raced.
+  // `*index` receives the key's index.
+  Actions add_key(DesiredKey key, TimePoint now, size_t* index);
+  // Removes a key: withdrawn like set_published(false) (deleted only while on our lease; the lease and
+  // every other key stay), then left as a tombstone: never published again, not counted for readiness.
+  Actions remove_key(size_t index, TimePoint now);
+  bool removed(size_t index) const { return keys_[index].removed; }
+  // Keys not removed.
+  size_t live_key_count() const;
 
   // Publishes or withdraws one key; the lease and every other key are untouched. Withdrawing deletes the
   // key only while it is on our lease, and the own-key watch no longer restores it; publishing writes it
@@ -187,6 +202,7 @@ class Registration {
     bool delete_wanted = false;     // withdrawn while etcd may still hold it on `delete_lease`
     bool delete_in_flight = false;
     int64_t delete_lease = 0;
+    bool removed = false;           // removed from the manifest by a reload: a tombstone
   };
 
   void lose_lease(const std::string& reason, TimePoint now, Actions& out);

@@ -1,5 +1,6 @@
 #include "agent/daemon/agent.hpp"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -18,6 +19,7 @@
 #include <set>
 
 #include "agent/core/instance.hpp"
+#include "agent/core/manifest_diff.hpp"
 #include "agent/output/render.hpp"
 #include "agent/daemon/exit_codes.hpp"
 #include "agent/daemon/lease_state_file.hpp"
@@ -25,6 +27,7 @@
 #include "agent/daemon/snapshot.hpp"
 #include "agent/daemon/watchdog.hpp"
 #include "agent/etcd/client.hpp"
+#include "agent/etcd/completion_bridge.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/coro.hpp"
 #include "agent/runtime/config_mirror.hpp"
@@ -54,33 +57,228 @@ void print_dev_banner(const core::Manifest& m) {
   std::cout << "Ctrl-C deregisters and stops.\n" << std::endl;
 }
 
-// A plain function, not a lambda: a coroutine lambda's captures die with the temporary closure object.
-asio::awaitable<void> shutdown_sequence(runtime::Registrar* registrar, runtime::HealthMonitor* health,
-                                        etcd::Client* client,
-                                        std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
-                                        std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors,
-                                        asio::steady_timer* hard_stop, asio::signal_set* signals,
-                                        runtime::AdminServer* admin, Watchdog* watchdog) {
-  health->stop();
-  for (auto& d : *discoveries) d->stop();
-  for (auto& m : *mirrors) m->stop();
-  if (registrar) co_await registrar->stop(kRevokeBudget);
+
+// Templates are read at start and at every reload: a missing or broken one is a config error, not a
+// runtime surprise. One entry per discovery (empty for the other formats).
+bool load_templates(const core::Manifest& manifest, std::vector<std::string>* templates) {
+  templates->clear();
+  for (const auto& d : manifest.discover) {
+    std::string text;
+    if (d.format == core::OutputFormat::kTemplate) {
+      std::ifstream in(d.template_path, std::ios::binary);
+      if (!in) {
+        spdlog::error("{}:{}: discover {}: template: cannot read {}", manifest.source, d.where.line, d.service,
+                      d.template_path);
+        return false;
+      }
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (auto err = output::validate_template(text)) {
+        spdlog::error("{}:{}: discover {}: template {}: {}", manifest.source, d.where.line, d.service,
+                      d.template_path, *err);
+        return false;
+      }
+    }
+    templates->push_back(std::move(text));
+  }
+  return true;
+}
+
+std::string monotonic_usec() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::to_string(static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u);
+}
+
+// Owns every component of one running agent, so a reload can add and remove them while the shutdown and
+// handover paths see the current set.
+class Agent {
+ public:
+  explicit Agent(AgentOptions options)
+      : options_(std::move(options)), manifest_(options_.manifest), io_(1), writer_(1), hard_stop_(io_),
+        drain_delay_(io_), signals_(io_, SIGINT, SIGTERM, SIGHUP) {
+    if (options_.manifest_path.empty()) options_.manifest_path = manifest_.source;
+  }
+  int run();
+
+ private:
+  // One manifest service: its key in the registrar (stable across reloads) and its checks.
+  struct ServiceSlot {
+    size_t key_index = 0;
+    std::unique_ptr<runtime::HealthMonitor> health;
+  };
+
+  void ensure_registrar(std::vector<core::DesiredKey> keys);
+  std::unique_ptr<runtime::HealthMonitor> make_health(const core::ServiceSpec& spec, size_t key_index);
+  std::unique_ptr<runtime::Discovery> make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl);
+  std::unique_ptr<runtime::ConfigMirror> make_mirror(const core::ConfigSpec& spec);
+  void stop_health();
+  void on_ready();
+  SnapshotSources sources() const;
+  void setup_admin();
+  void on_signal(const boost::system::error_code& ec, int signo);
+  void deregister();
+  void reload();
+  bool apply_reload(core::Manifest next);
+  asio::awaitable<void> shutdown_sequence();
+  asio::awaitable<void> drain_then(std::chrono::milliseconds delay);
+  void handover();
+
+  AgentOptions options_;
+  core::Manifest manifest_;  // what is running now: replaced by a successful reload
+  std::vector<std::string> templates_;
+  asio::io_context io_;
+  // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
+  asio::thread_pool writer_;
+  double start_time_unix_ = 0;
+  bool shutting_down_ = false;
+  bool ready_ = false;
+  std::unique_ptr<etcd::Client> client_;
+  std::unique_ptr<runtime::AdminServer> admin_;
+  std::optional<LeaseStateFile> state_file_;
+  bool lease_recorded_ = false;
+  std::unique_ptr<runtime::Registrar> registrar_;
+  // One completion queue (and poller thread) for every service's gRPC checks; outlives the monitors.
+  std::unique_ptr<etcd::CompletionBridge> check_bridge_;
+  std::vector<ServiceSlot> services_;  // in manifest order
+  std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
+  std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
+  // Stopped by a reload; kept until the loop ends because their coroutines may still hold them.
+  std::vector<std::unique_ptr<runtime::HealthMonitor>> retired_health_;
+  std::vector<std::unique_ptr<runtime::Discovery>> retired_discoveries_;
+  std::vector<std::unique_ptr<runtime::ConfigMirror>> retired_mirrors_;
+  core::ConfigVersion config_;
+  uint64_t reloads_ = 0;
+  uint64_t reload_failures_ = 0;
+  std::unique_ptr<Watchdog> watchdog_;
+  int exit_code_ = kExitOk;
+  asio::steady_timer hard_stop_;
+  asio::steady_timer drain_delay_;
+  asio::signal_set signals_;
+};
+
+void Agent::on_ready() {
+  if (ready_) return;
+  ready_ = true;
+  sd_notify("READY=1\nSTATUS=registered " + std::to_string(manifest_.services.size()) + " key(s)");
+  if (options_.dev) print_dev_banner(manifest_);
+}
+
+// Restart without a gap: the lease is recorded per manifest; a process started after a crash, kill -9 or
+// SIGQUIT adopts it. The file is only touched on the writer thread (FIFO), so a late record cannot follow
+// the removal after a clean stop. Without services there is no registrar (and no lease) until a reload
+// adds the first one.
+void Agent::ensure_registrar(std::vector<core::DesiredKey> keys) {
+  if (registrar_) return;
+  std::optional<int64_t> previous_lease;
+  if (!options_.state_dir.empty()) {
+    state_file_.emplace(options_.state_dir, manifest_.source, manifest_.etcd.endpoints);
+    previous_lease = state_file_->read_previous();
+  }
+  auto on_lease = [this](int64_t lease) {
+    if (!state_file_) return;
+    asio::post(writer_, [this, lease] {
+      const bool ok = state_file_->record(lease);
+      asio::post(io_, [this, ok] { lease_recorded_ = ok; });
+    });
+  };
+  core::RegistrationOptions reg_options;
+  reg_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(manifest_.lease_ttl);
+  registrar_ = std::make_unique<runtime::Registrar>(io_, *client_, std::move(keys), reg_options,
+                                                    runtime::RegistrarHooks{[this] { on_ready(); }, on_lease});
+  registrar_->start(previous_lease);
+}
+
+// Checks gate the keys: a service's key is published only while all of its checks pass. One monitor per
+// service, so a reload restarts exactly the checks of the services it changed.
+std::unique_ptr<runtime::HealthMonitor> Agent::make_health(const core::ServiceSpec& spec, size_t key_index) {
+  core::Manifest one;
+  one.etcd.prefix = manifest_.etcd.prefix;
+  one.services.push_back(spec);
+  for (const auto& c : spec.checks) {
+    if (c.type == core::CheckType::kGrpc && !check_bridge_) check_bridge_ = std::make_unique<etcd::CompletionBridge>(io_);
+  }
+  return std::make_unique<runtime::HealthMonitor>(
+      io_, one,
+      [this, key_index](size_t, bool healthy, const std::string& reason) {
+        if (registrar_) registrar_->set_service_healthy(key_index, healthy, reason);
+      },
+      check_bridge_.get());
+}
+
+std::unique_ptr<runtime::Discovery> Agent::make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl) {
+  const auto& spec = m.discover[i];
+  return std::make_unique<runtime::Discovery>(io_, *client_, writer_, spec, m.etcd.prefix, tmpl,
+                                              core::self_ids(m, spec.service));
+}
+
+std::unique_ptr<runtime::ConfigMirror> Agent::make_mirror(const core::ConfigSpec& spec) {
+  return std::make_unique<runtime::ConfigMirror>(io_, *client_, writer_, spec);
+}
+
+void Agent::stop_health() {
+  for (auto& s : services_) s.health->stop();
+}
+
+SnapshotSources Agent::sources() const {
+  SnapshotSources src;
+  src.manifest = &manifest_;
+  src.registrar = registrar_.get();
+  for (const auto& s : services_) src.services.push_back({s.key_index, s.health.get()});
+  src.discoveries = &discoveries_;
+  src.mirrors = &mirrors_;
+  src.shutting_down = &shutting_down_;
+  src.config = config_;
+  src.start_time_unix = start_time_unix_;
+  src.version = SIDECAR_VERSION;
+  return src;
+}
+
+void Agent::setup_admin() {
+  admin_->handlers().snapshot = [this] { return collect_snapshot(sources()); };
+  admin_->handlers().metric_collectors.push_back(
+      [this](std::vector<core::MetricFamily>& out) { collect_check_metrics(sources(), out); });
+  admin_->handlers().metric_collectors.push_back([this](std::vector<core::MetricFamily>& out) {
+    out.push_back({"etcd_sidecar_reloads_total", "Manifest reloads applied (SIGHUP)", core::MetricType::kCounter,
+                   {{{}, static_cast<double>(reloads_)}}, {}});
+    out.push_back({"etcd_sidecar_reload_failures_total",
+                   "Manifest reloads rejected (invalid or unreadable manifest); the old one kept running",
+                   core::MetricType::kCounter, {{{}, static_cast<double>(reload_failures_)}}, {}});
+    out.push_back({"etcd_sidecar_config_info", "The running manifest; the value is always 1",
+                   core::MetricType::kGauge, {{{{"path", config_.path}, {"hash", config_.hash}}, 1.0}}, {}});
+  });
+  admin_->handlers().status_decorators.push_back([this](nlohmann::json& doc) {
+    doc["drained"] = registrar_ != nullptr && registrar_->drained();
+    doc["reloads"] = {{"applied", reloads_}, {"failed", reload_failures_}};
+  });
+  // POST /v1/drain and /v1/undrain: the same as SIGUSR1/SIGUSR2, for a Kubernetes preStop hook.
+  admin_->handlers().drain = [this](bool drain) {
+    if (shutting_down_) return false;
+    if (registrar_) registrar_->set_drained(drain, drain ? "POST /v1/drain" : "POST /v1/undrain");
+    return true;
+  };
+  admin_->start();
+}
+
+// A plain member, not a lambda: a coroutine lambda's captures die with the temporary closure object.
+asio::awaitable<void> Agent::shutdown_sequence() {
+  stop_health();
+  for (auto& d : discoveries_) d->stop();
+  for (auto& m : mirrors_) m->stop();
+  if (registrar_) co_await registrar_->stop(kRevokeBudget);
   // The admin endpoint answers (readyz 503) until deregistration is done, then goes with the loop.
-  if (admin) admin->stop();
-  if (watchdog) watchdog->stop();
-  client->shutdown();
-  hard_stop->cancel();
-  signals->cancel();
+  if (admin_) admin_->stop();
+  if (watchdog_) watchdog_->stop();
+  client_->shutdown();
+  hard_stop_.cancel();
+  signals_.cancel();
 }
 
 // SIGTERM with a drain delay: take the keys out first (the lease stays, so nothing else moves), give the
-// app `delay` to finish in-flight requests while clients notice, then run `then` (the usual deregistration).
-asio::awaitable<void> drain_then(runtime::Registrar* registrar, runtime::HealthMonitor* health,
-                                 std::chrono::milliseconds delay, asio::steady_timer* timer,
-                                 std::function<void()> then) {
-  health->stop();  // no check result may publish a key again
+// app `delay` to finish in-flight requests while clients notice, then deregister as usual.
+asio::awaitable<void> Agent::drain_then(std::chrono::milliseconds delay) {
+  stop_health();  // no check result may publish a key again
   const auto started = std::chrono::steady_clock::now();
-  const bool withdrawn = co_await registrar->withdraw_for_shutdown(kWithdrawBudget);
+  const bool withdrawn = co_await registrar_->withdraw_for_shutdown(kWithdrawBudget);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   if (withdrawn) {
     spdlog::info("keys deleted in {} ms; waiting drain_delay {} ms before revoking the lease", took.count(),
@@ -89,265 +287,292 @@ asio::awaitable<void> drain_then(runtime::Registrar* registrar, runtime::HealthM
     spdlog::warn("not every key could be deleted within {} ms; waiting drain_delay {} ms anyway", took.count(),
                  delay.count());
   }
-  timer->expires_after(delay);
+  drain_delay_.expires_after(delay);
   boost::system::error_code ec;
-  co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  then();
+  co_await drain_delay_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  deregister();
 }
 
 // SIGQUIT: exit for an upgrade. Nothing is deregistered: the lease (recorded in the state file) and its keys
 // stay in etcd, alive for up to one TTL, and the next process adopts them.
-void handover(runtime::Registrar* registrar, etcd::Client* client,
-              std::vector<std::unique_ptr<runtime::Discovery>>* discoveries,
-              std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors, asio::steady_timer* hard_stop,
-              asio::signal_set* signals, runtime::AdminServer* admin, Watchdog* watchdog, bool recorded) {
-  for (auto& d : *discoveries) d->stop();
-  for (auto& m : *mirrors) m->stop();
-  if (registrar) {
-    const int64_t lease = registrar->abandon();
-    if (lease != 0 && recorded) {
+void Agent::handover() {
+  for (auto& d : discoveries_) d->stop();
+  for (auto& m : mirrors_) m->stop();
+  if (registrar_) {
+    const int64_t lease = registrar_->abandon();
+    if (lease != 0 && lease_recorded_) {
       spdlog::info("SIGQUIT: leaving lease {} and {} key(s) in etcd for the next process", core::lease_to_hex(lease),
-                   registrar->state().key_count());
+                   registrar_->state().live_key_count());
     } else if (lease != 0) {
       spdlog::warn("SIGQUIT: lease {} is not recorded in a state file; the next process registers on a new "
                    "lease and these keys expire with this one", core::lease_to_hex(lease));
     }
   }
-  if (admin) admin->stop();
-  if (watchdog) watchdog->stop();
-  client->shutdown();
-  hard_stop->cancel();
-  signals->cancel();
+  if (admin_) admin_->stop();
+  if (watchdog_) watchdog_->stop();
+  client_->shutdown();
+  hard_stop_.cancel();
+  signals_.cancel();
 }
 
-}  // namespace
+// Arms the backstop and deregisters; with a drain delay this runs once the delay is over, so the revoke
+// budget and the hard stop are measured from there.
+void Agent::deregister() {
+  hard_stop_.expires_after(kHardStop);
+  hard_stop_.async_wait([this](const boost::system::error_code& e) {
+    if (e) return;
+    spdlog::warn("shutdown took longer than {} ms; stopping the loop", kHardStop.count());
+    io_.stop();
+  });
+  runtime::spawn_owned(io_, "shutdown", shutdown_sequence());
+}
 
-int run_agent(AgentOptions options) {
-  const core::Manifest& manifest = options.manifest;
-  // Templates are read once at start: a missing or broken one is a config error, not a runtime surprise.
+void Agent::reload() {
+  // Type=notify-reload wants MONOTONIC_USEC with RELOADING=1; older systemd ignores it.
+  sd_notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+  // Certificates: new etcd connections use the files as they are now (even when the manifest is rejected).
+  if (std::string tls_error; !client_->reload_tls(&tls_error)) spdlog::warn("SIGHUP: etcd TLS files: {}", tls_error);
+  spdlog::info("SIGHUP: reloading {}", options_.manifest_path);
+  auto parsed = core::load_manifest(options_.manifest_path, core::process_env());
+  for (const auto& w : parsed.warnings) spdlog::warn("{}", w);
+  bool ok = parsed.ok();
+  if (!ok) {
+    for (const auto& e : parsed.errors) spdlog::error("{}", e.to_string());
+    spdlog::error("SIGHUP: reload rejected: {} error(s) in {}; the running configuration is unchanged",
+                  parsed.errors.size(), options_.manifest_path);
+  } else {
+    ok = apply_reload(std::move(*parsed.manifest));
+  }
+  if (!ok) ++reload_failures_;
+  sd_notify(std::string("READY=1\nSTATUS=") + (ok ? "reloaded " : "reload rejected, running ") +
+            std::to_string(manifest_.services.size()) + " service(s)");
+}
+
+bool Agent::apply_reload(core::Manifest next) {
+  if (options_.adjust) options_.adjust(next);
+  // The etcd connection, the lease and the admin listener belong to the process: changing them live would
+  // mean a new lease (a gap) or a dropped listener. The rest is applied; these wait for a restart.
+  const auto restart_only = core::restart_only_changes(manifest_, next);
+  if (!restart_only.empty()) {
+    std::string fields;
+    for (const auto& f : restart_only) fields += (fields.empty() ? "" : ", ") + f;
+    spdlog::warn("SIGHUP: {} changed; these need a restart (systemctl restart), the running values are kept "
+                 "and the rest is applied", fields);
+  }
+  core::keep_restart_only_settings(manifest_, next);
   std::vector<std::string> templates;
-  for (const auto& d : manifest.discover) {
-    std::string text;
-    if (d.format == core::OutputFormat::kTemplate) {
-      std::ifstream in(d.template_path, std::ios::binary);
-      if (!in) {
-        spdlog::error("{}:{}: discover {}: template: cannot read {}", manifest.source, d.where.line, d.service,
-                      d.template_path);
-        return kExitConfig;
-      }
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      if (auto err = output::validate_template(text)) {
-        spdlog::error("{}:{}: discover {}: template {}: {}", manifest.source, d.where.line, d.service,
-                      d.template_path, *err);
-        return kExitConfig;
-      }
+  if (!load_templates(next, &templates)) {
+    spdlog::error("SIGHUP: reload rejected; the running configuration is unchanged");
+    return false;
+  }
+  const core::ManifestDiff diff = core::diff_manifests(manifest_, next, templates_, templates);
+
+  // Services. Removed ones first, so an id that moved between names never overlaps itself.
+  for (size_t o : diff.services_removed) {
+    services_[o].health->stop();
+    retired_health_.push_back(std::move(services_[o].health));
+    spdlog::info("reload: removing {}", manifest_.key_of(manifest_.services[o]));
+    registrar_->remove_key(services_[o].key_index);
+  }
+  std::vector<ServiceSlot> services(next.services.size());
+  std::vector<size_t> start_checks;
+  for (const auto& k : diff.services_kept) {
+    ServiceSlot& slot = services[k.new_index];
+    slot = std::move(services_[k.old_index]);
+    const core::ServiceSpec& spec = next.services[k.new_index];
+    if (k.value_changed) {
+      spdlog::info("reload: {} changed; rewriting it on the same lease", next.key_of(spec));
+      registrar_->update_value(slot.key_index, core::encode_registration(spec));
     }
-    templates.push_back(std::move(text));
+    if (k.checks_changed) {
+      spdlog::info("reload: {}: checks changed; restarting its checks", next.key_of(spec));
+      slot.health->stop();
+      retired_health_.push_back(std::move(slot.health));
+      slot.health = make_health(spec, slot.key_index);
+      registrar_->set_service_healthy(slot.key_index, runtime::HealthMonitor::initially_healthy(spec),
+                                      "checks changed by a reload");
+      start_checks.push_back(k.new_index);
+    }
+  }
+  for (size_t n : diff.services_added) {
+    const core::ServiceSpec& spec = next.services[n];
+    core::DesiredKey key{next.key_of(spec), core::encode_registration(spec),
+                         runtime::HealthMonitor::initially_healthy(spec)};
+    spdlog::info("reload: adding {}", key.key);
+    if (!registrar_) {
+      ensure_registrar({key});
+      services[n].key_index = 0;
+    } else {
+      services[n].key_index = registrar_->add_key(std::move(key));
+    }
+    services[n].health = make_health(spec, services[n].key_index);
+    start_checks.push_back(n);
+  }
+  services_ = std::move(services);
+
+  // Discoveries and config mirrors: an unchanged one keeps running (no resync, no rewrite); a changed one
+  // is a removed one plus an added one. A removed one stops; its file stays as it was.
+  std::vector<std::unique_ptr<runtime::Discovery>> discoveries(next.discover.size());
+  for (size_t o : diff.discover_removed) {
+    spdlog::info("reload: discover {} -> {} removed; the file is left as it is", manifest_.discover[o].service,
+                 manifest_.discover[o].output);
+    discoveries_[o]->stop();
+    retired_discoveries_.push_back(std::move(discoveries_[o]));
+  }
+  for (const auto& k : diff.discover_kept) discoveries[k.new_index] = std::move(discoveries_[k.old_index]);
+  for (size_t n : diff.discover_added) {
+    spdlog::info("reload: discover {} -> {} added", next.discover[n].service, next.discover[n].output);
+    discoveries[n] = make_discovery(next, n, templates[n]);
+  }
+  std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors(next.config.size());
+  for (size_t o : diff.config_removed) {
+    spdlog::info("reload: config mirror -> {} removed; the file is left as it is", manifest_.config[o].output);
+    mirrors_[o]->stop();
+    retired_mirrors_.push_back(std::move(mirrors_[o]));
+  }
+  for (const auto& k : diff.config_kept) mirrors[k.new_index] = std::move(mirrors_[k.old_index]);
+  for (size_t n : diff.config_added) {
+    spdlog::info("reload: config mirror -> {} added", next.config[n].output);
+    mirrors[n] = make_mirror(next.config[n]);
   }
 
-  asio::io_context io(1);
-  const double start_time_unix =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  bool shutting_down = false;
-  // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
-  asio::thread_pool writer(1);
+  manifest_ = std::move(next);
+  templates_ = std::move(templates);
+  discoveries_ = std::move(discoveries);
+  mirrors_ = std::move(mirrors);
+  for (size_t n : start_checks) services_[n].health->start();
+  for (size_t n : diff.discover_added) discoveries_[n]->start();
+  for (size_t n : diff.config_added) mirrors_[n]->start();
+  config_ = read_config_version(options_.manifest_path);
+  ++reloads_;
+  spdlog::info("SIGHUP: reload applied ({}{}); config {}", diff.summary(),
+               diff.drain_delay_changed ? ", drain_delay changed" : "", config_.hash);
+  return true;
+}
 
-  const etcd::ClientOptions client_options = etcd::client_options_from(manifest.etcd);
+void Agent::on_signal(const boost::system::error_code& ec, int signo) {
+  if (ec) return;
+  auto again = [this] { signals_.async_wait([this](const boost::system::error_code& e, int s) { on_signal(e, s); }); };
+  if (signo == SIGHUP) {
+    if (shutting_down_) {
+      spdlog::info("SIGHUP: ignored, the agent is shutting down");
+    } else {
+      reload();
+    }
+    again();
+    return;
+  }
+  if (signo == SIGUSR1 || signo == SIGUSR2) {
+    const bool drain = signo == SIGUSR1;
+    const std::string reason = drain ? "SIGUSR1" : "SIGUSR2";
+    if (registrar_) {
+      registrar_->set_drained(drain, reason);
+    } else {
+      spdlog::info("{}: nothing to {}, no services are registered", reason, drain ? "drain" : "undrain");
+    }
+    again();
+    return;
+  }
+  if (shutting_down_) {
+    spdlog::warn("second signal ({}): exiting at once", strsignal(signo));
+    std::_Exit(kExitFailure);
+  }
+  shutting_down_ = true;
+  again();  // listen for the second one
+  if (signo == SIGQUIT) {
+    sd_notify("STOPPING=1");
+    exit_code_ = kExitHandover;
+    stop_health();  // its loops would keep the io_context running
+    // By way of the writer thread: a lease record still queued there is written (and reports back to
+    // this thread) before the handover looks at lease_recorded_.
+    asio::post(writer_, [this] { asio::post(io_, [this] { handover(); }); });
+    return;
+  }
+  sd_notify("STOPPING=1");
+  if (registrar_ && manifest_.drain_delay.count() > 0) {
+    spdlog::info("{} received: withdrawing keys, then deregistering after drain_delay {} ms (send it again to exit at once)",
+                 strsignal(signo), manifest_.drain_delay.count());
+    runtime::spawn_owned(io_, "drain before shutdown", drain_then(manifest_.drain_delay));
+    return;
+  }
+  spdlog::info("{} received: deregistering", strsignal(signo));
+  deregister();
+}
+
+int Agent::run() {
+  if (!load_templates(manifest_, &templates_)) return kExitConfig;
+  start_time_unix_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+
+  const etcd::ClientOptions client_options = etcd::client_options_from(manifest_.etcd);
   std::string error;
-  auto client = etcd::Client::create(io, client_options, &error);
-  if (!client) {
-    spdlog::error("{}: etcd: {}", manifest.source, error);
+  client_ = etcd::Client::create(io_, client_options, &error);
+  if (!client_) {
+    spdlog::error("{}: etcd: {}", manifest_.source, error);
     return kExitConfig;
   }
 
   // Bound before anything touches etcd: a taken port fails the start without registering anything.
-  std::unique_ptr<runtime::AdminServer> admin;
-  if (manifest.admin.enabled) {
+  if (manifest_.admin.enabled) {
     runtime::AdminServerOptions admin_options;
-    admin_options.host = manifest.admin.host;
-    admin_options.port = manifest.admin.port;
-    admin = runtime::AdminServer::bind(io, admin_options, {}, &error);
-    if (!admin) {
+    admin_options.host = manifest_.admin.host;
+    admin_options.port = manifest_.admin.port;
+    admin_ = runtime::AdminServer::bind(io_, admin_options, {}, &error);
+    if (!admin_) {
       spdlog::error("admin endpoint: cannot listen on {} (set admin.listen in {}, or admin.enabled: false)", error,
-                    manifest.source);
+                    manifest_.source);
       return kExitAdminBind;
     }
   }
 
   std::vector<core::DesiredKey> keys;
-  for (const auto& s : manifest.services) {
-    keys.push_back({manifest.key_of(s), core::encode_registration(s), runtime::HealthMonitor::initially_healthy(s)});
+  for (const auto& s : manifest_.services) {
+    keys.push_back({manifest_.key_of(s), core::encode_registration(s), runtime::HealthMonitor::initially_healthy(s)});
   }
-  core::RegistrationOptions reg_options;
-  reg_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(manifest.lease_ttl);
-
-  bool ready = false;
-  auto on_ready = [&] {
-    ready = true;
-    sd_notify("READY=1\nSTATUS=registered " + std::to_string(keys.size()) + " key(s)");
-    if (options.dev) print_dev_banner(manifest);
-  };
-  // Restart without a gap: the lease is recorded per manifest; a process started after a crash, kill -9 or
-  // SIGQUIT adopts it. The file is only touched on the writer thread (FIFO), so a late record cannot follow
-  // the removal after a clean stop.
-  std::optional<LeaseStateFile> state_file;
-  std::optional<int64_t> previous_lease;
-  bool lease_recorded = false;
-  if (!keys.empty() && !options.state_dir.empty()) {
-    state_file.emplace(options.state_dir, manifest.source, manifest.etcd.endpoints);
-    previous_lease = state_file->read_previous();
-  }
-  auto on_lease = [&](int64_t lease) {
-    if (!state_file) return;
-    asio::post(writer, [&state_file, &io, &lease_recorded, lease] {
-      const bool ok = state_file->record(lease);
-      asio::post(io, [&lease_recorded, ok] { lease_recorded = ok; });
-    });
-  };
-  std::unique_ptr<runtime::Registrar> registrar;
+  // The registrar's first keys are the manifest's services, in order.
+  for (size_t i = 0; i < manifest_.services.size(); ++i) services_.push_back({i, nullptr});
   if (!keys.empty()) {
-    registrar = std::make_unique<runtime::Registrar>(io, *client, keys, reg_options,
-                                                     runtime::RegistrarHooks{on_ready, on_lease});
-    registrar->start(previous_lease);
+    ensure_registrar(std::move(keys));
   } else {
     on_ready();
   }
-  // Checks gate the keys: a service's key is published only while all of its checks pass.
-  runtime::HealthMonitor health(io, manifest, [&registrar](size_t service, bool healthy, const std::string& reason) {
-    if (registrar) registrar->set_service_healthy(service, healthy, reason);
-  });
-  health.start();
-
-  std::vector<std::unique_ptr<runtime::Discovery>> discoveries;
-  for (size_t i = 0; i < manifest.discover.size(); ++i) {
-    const auto& spec = manifest.discover[i];
-    std::set<std::string> self_ids;
-    for (const auto& s : manifest.services) {
-      if (s.name == spec.service) self_ids.insert(s.id);
-    }
-    discoveries.push_back(std::make_unique<runtime::Discovery>(io, *client, writer, spec, manifest.etcd.prefix,
-                                                               templates[i], std::move(self_ids)));
-    discoveries.back()->start();
-  }
-  std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors;
-  for (const auto& spec : manifest.config) {
-    mirrors.push_back(std::make_unique<runtime::ConfigMirror>(io, *client, writer, spec));
-    mirrors.back()->start();
+  for (size_t i = 0; i < manifest_.services.size(); ++i) {
+    services_[i].health = make_health(manifest_.services[i], i);
+    services_[i].health->start();
   }
 
-  if (admin) {
-    SnapshotSources sources;
-    sources.manifest = &manifest;
-    sources.registrar = registrar.get();
-    sources.health = &health;
-    sources.discoveries = &discoveries;
-    sources.mirrors = &mirrors;
-    sources.shutting_down = &shutting_down;
-    sources.config = read_config_version(manifest.source);
-    sources.start_time_unix = start_time_unix;
-    sources.version = SIDECAR_VERSION;
-    admin->handlers().snapshot = [sources] { return collect_snapshot(sources); };
-    admin->handlers().metric_collectors.push_back(
-        [sources](std::vector<core::MetricFamily>& out) { collect_check_metrics(sources, out); });
-    admin->handlers().status_decorators.push_back([r = registrar.get()](nlohmann::json& doc) {
-      doc["drained"] = r != nullptr && r->drained();
-    });
-    // POST /v1/drain and /v1/undrain: the same as SIGUSR1/SIGUSR2, for a Kubernetes preStop hook.
-    admin->handlers().drain = [r = registrar.get(), &shutting_down](bool drain) {
-      if (shutting_down) return false;
-      if (r != nullptr) r->set_drained(drain, drain ? "POST /v1/drain" : "POST /v1/undrain");
-      return true;
-    };
-    admin->start();
+  for (size_t i = 0; i < manifest_.discover.size(); ++i) {
+    discoveries_.push_back(make_discovery(manifest_, i, templates_[i]));
+    discoveries_.back()->start();
   }
-  std::unique_ptr<Watchdog> watchdog;
+  for (const auto& spec : manifest_.config) {
+    mirrors_.push_back(make_mirror(spec));
+    mirrors_.back()->start();
+  }
+
+  config_ = read_config_version(options_.manifest_path);
+  if (admin_) setup_admin();
   if (const auto interval = Watchdog::interval_from_env()) {
-    watchdog = std::make_unique<Watchdog>(io, *interval);
-    watchdog->start();
+    watchdog_ = std::make_unique<Watchdog>(io_, *interval);
+    watchdog_->start();
   }
 
-  int exit_code = kExitOk;
-  asio::steady_timer hard_stop(io);
-  asio::steady_timer drain_delay(io);
-  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-  signals.add(SIGQUIT);
-  signals.add(SIGUSR1);
-  signals.add(SIGUSR2);
-  // Arms the backstop and deregisters; with a drain delay this runs once the delay is over, so the
-  // revoke budget and the hard stop are measured from there.
-  auto deregister = [&] {
-    hard_stop.expires_after(kHardStop);
-    hard_stop.async_wait([&](const boost::system::error_code& e) {
-      if (e) return;
-      spdlog::warn("shutdown took longer than {} ms; stopping the loop", kHardStop.count());
-      io.stop();
-    });
-    runtime::spawn_owned(io, "shutdown", shutdown_sequence(registrar.get(), &health, client.get(), &discoveries,
-                                                           &mirrors, &hard_stop, &signals, admin.get(),
-                                                           watchdog.get()));
-  };
-  std::function<void(const boost::system::error_code&, int)> on_signal;
-  on_signal = [&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    if (signo == SIGHUP) {
-      // Live reload is not implemented yet. SIGHUP's default action would kill the agent (and a unit's
-      // ExecReload would take the registration down with it), so it is caught and said plainly.
-      spdlog::warn("SIGHUP: live reload is not supported yet; restart the agent to apply manifest changes");
-      // Certificates are the exception: new etcd connections use the files as they are now.
-      if (std::string tls_error; !client->reload_tls(&tls_error)) spdlog::warn("SIGHUP: etcd TLS files: {}", tls_error);
-      signals.async_wait(on_signal);
-      return;
-    }
-    if (signo == SIGUSR1 || signo == SIGUSR2) {
-      const bool drain = signo == SIGUSR1;
-      const std::string reason = drain ? "SIGUSR1" : "SIGUSR2";
-      if (registrar) {
-        registrar->set_drained(drain, reason);
-      } else {
-        spdlog::info("{}: nothing to {}, no services are registered", reason, drain ? "drain" : "undrain");
-      }
-      signals.async_wait(on_signal);
-      return;
-    }
-    if (shutting_down) {
-      spdlog::warn("second signal ({}): exiting at once", strsignal(signo));
-      std::_Exit(kExitFailure);
-    }
-    shutting_down = true;
-    signals.async_wait(on_signal);  // listen for the second one
-    if (signo == SIGQUIT) {
-      sd_notify("STOPPING=1");
-      exit_code = kExitHandover;
-      health.stop();  // its loops would keep the io_context running
-      // By way of the writer thread: a lease record still queued there is written (and reports back to
-      // this thread) before the handover looks at lease_recorded.
-      asio::post(writer, [&] {
-        asio::post(io, [&] {
-          handover(registrar.get(), client.get(), &discoveries, &mirrors, &hard_stop, &signals, admin.get(),
-                   watchdog.get(), lease_recorded);
-        });
-      });
-      return;
-    }
-    sd_notify("STOPPING=1");
-    if (registrar && manifest.drain_delay.count() > 0) {
-      spdlog::info("{} received: withdrawing keys, then deregistering after drain_delay {} ms (send it again to exit at once)",
-                   strsignal(signo), manifest.drain_delay.count());
-      runtime::spawn_owned(io, "drain before shutdown",
-                           drain_then(registrar.get(), &health, manifest.drain_delay, &drain_delay, deregister));
-      return;
-    }
-    spdlog::info("{} received: deregistering", strsignal(signo));
-    deregister();
-  };
-  signals.async_wait(on_signal);
+  signals_.add(SIGQUIT);
+  signals_.add(SIGUSR1);
+  signals_.add(SIGUSR2);
+  signals_.async_wait([this](const boost::system::error_code& e, int s) { on_signal(e, s); });
 
-  io.run();
+  io_.run();
   // After a clean deregistration the recorded lease is revoked: nothing for a successor to adopt.
-  if (state_file && exit_code == kExitOk) asio::post(writer, [&state_file] { state_file->remove(); });
-  writer.join();
-  (void)ready;
-  return exit_code;
+  if (state_file_ && exit_code_ == kExitOk) asio::post(writer_, [this] { state_file_->remove(); });
+  writer_.join();
+  return exit_code_;
+}
+
+}  // namespace
+
+int run_agent(AgentOptions options) {
+  Agent agent(std::move(options));
+  return agent.run();
 }
 
 }  // namespace sidecar::daemon

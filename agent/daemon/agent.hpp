@@ -1,7 +1,9 @@
-// Owns: one running agent — the io_context, the etcd client, the registrar — and its orderly shutdown.
+// Owns: one running agent — the io_context, the etcd client, the registrar, checks, discoveries and mirrors —
+//       its live reload (SIGHUP) and its orderly shutdown.
 // Thread: the calling (main) thread runs the io_context; everything inside runs on it.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "agent/core/manifest.hpp"
@@ -13,8 +15,14 @@ struct AgentOptions {
   bool dev = false;  // print what a developer needs to look at the registration
   // Where the lease is recorded for a successor process (restart without a gap); empty: not recorded.
   std::string state_dir;
+  // Live reload (SIGHUP) re-reads this file; empty: manifest.source.
+  std::string manifest_path;
+  // What the command line changed in the loaded manifest (--admin-listen, --dev's etcd), applied again to a
+  // reloaded one so it compares like for like.
+  std::function<void(core::Manifest&)> adjust;
 };
 
+// SIGHUP reloads the manifest and applies the difference (see README "Live reload").
 // Runs until SIGTERM/SIGINT (deregister, exit 0) or SIGQUIT (hand the lease and keys over to the next
 // process, exit kExitHandover) and returns the exit code.
 int run_agent(AgentOptions options);

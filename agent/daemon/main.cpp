@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <iostream>
 #include <optional>
 
@@ -81,13 +82,16 @@ int main(int argc, char** argv) {
     return daemon::kExitConfig;
   }
   core::Manifest manifest = std::move(*parsed.manifest);
-  if (admin_listen) {
-    manifest.admin.enabled = !admin_listen->empty();
-    if (manifest.admin.enabled) {
-      manifest.admin.host = admin_override.host;
-      manifest.admin.port = admin_override.port;
+  // The command line's overrides, applied again to a manifest reloaded by SIGHUP.
+  std::function<void(core::Manifest&)> adjust = [admin_listen, admin_override](core::Manifest& m) {
+    if (!admin_listen) return;
+    m.admin.enabled = !admin_listen->empty();
+    if (m.admin.enabled) {
+      m.admin.host = admin_override.host;
+      m.admin.port = admin_override.port;
     }
-  }
+  };
+  adjust(manifest);
   if (check) {
     std::cout << manifest_path << ": OK (" << manifest.services.size() << " service(s), " << manifest.discover.size()
               << " discovery(ies), " << manifest.config.size() << " config mirror(s))" << std::endl;
@@ -106,10 +110,15 @@ int main(int argc, char** argv) {
     spdlog::info("--dev: no configured etcd answered; started a throwaway etcd at {} (pid {}, data {})",
                  dev_etcd->client_url(), dev_etcd->pid(), dev_etcd->data_dir());
     manifest.etcd.endpoints = {dev_etcd->client_url()};
+    adjust = [adjust, url = dev_etcd->client_url()](core::Manifest& m) {
+      adjust(m);
+      m.etcd.endpoints = {url};
+    };
   }
 
   if (state_dir.empty() && !dev_etcd) state_dir = daemon::default_state_dir();
-  daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir};
+  daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir,
+                               .manifest_path = manifest_path, .adjust = adjust};
   const int rc = daemon::run_agent(std::move(options));
   dev_etcd.reset();
   return rc;

@@ -55,18 +55,20 @@ core::AgentSnapshot collect_snapshot(const SnapshotSources& src) {
       s.lease.remaining_seconds = left > 0 ? left : 0;
     }
     s.lease.keepalive_rtt = src.registrar->keepalive_rtt().sample();
-    // The registrar's keys are the manifest's services, in order (run_agent builds them that way).
-    for (size_t i = 0; i < m.services.size() && i < reg.key_count(); ++i) {
+    for (size_t i = 0; i < m.services.size() && i < src.services.size(); ++i) {
+      const size_t k = src.services[i].key_index;
+      if (k >= reg.key_count()) continue;
       core::ServiceSnapshot svc;
       svc.name = m.services[i].name;
       svc.id = m.services[i].id;
-      svc.key = reg.desired(i).key;
-      svc.state = core::to_string(reg.key_state(i));
-      svc.conflict_lease = reg.conflict_lease(i);
+      svc.key = reg.desired(k).key;
+      svc.state = core::to_string(reg.key_state(k));
+      svc.conflict_lease = reg.conflict_lease(k);
       // Withdrawn on purpose (failing checks, drained): not counted against readiness.
-      svc.wanted = reg.published(i);
-      if (src.health != nullptr && i < src.health->view().size()) {
-        for (const auto& c : src.health->view()[i].checks) {
+      svc.wanted = reg.published(k);
+      const runtime::HealthMonitor* health = src.services[i].health;
+      if (health != nullptr && !health->view().empty()) {
+        for (const auto& c : health->view().front().checks) {
           nlohmann::json check{{"name", c.name},
                                {"type", core::to_string(c.type)},
                                {"status", core::to_string(c.status)},
@@ -141,8 +143,9 @@ void collect_check_metrics(const SnapshotSources& src, std::vector<core::MetricF
   core::MetricFamily runs{"etcd_sidecar_check_runs_total", "Health check runs", core::MetricType::kCounter, {}, {}};
   core::MetricFamily drained{"etcd_sidecar_drained", "1 while the agent is drained (SIGUSR1, POST /v1/drain)",
                              core::MetricType::kGauge, {}, {}};
-  if (src.health != nullptr) {
-    for (const auto& svc : src.health->view()) {
+  for (const auto& service : src.services) {
+    if (service.health == nullptr) continue;
+    for (const auto& svc : service.health->view()) {
       for (const auto& c : svc.checks) {
         core::Labels labels{{"service", svc.name}, {"id", svc.id}, {"check", c.name}};
         status.samples.push_back({labels, c.status == core::HealthStatus::kPassing ? 1.0 : 0.0});

@@ -19,7 +19,13 @@ namespace sidecar::daemon {
 struct SnapshotSources {
   const core::Manifest* manifest = nullptr;
   const runtime::Registrar* registrar = nullptr;  // null when the manifest registers nothing
-  const runtime::HealthMonitor* health = nullptr;  // per-service check results, in manifest order
+  // Per manifest service, in manifest order: its key's index in the registrar (stable across reloads, so
+  // not necessarily its position) and its checks (one monitor per service).
+  struct Service {
+    size_t key_index = 0;
+    const runtime::HealthMonitor* health = nullptr;
+  };
+  std::vector<Service> services;
   const std::vector<std::unique_ptr<runtime::Discovery>>* discoveries = nullptr;
   const std::vector<std::unique_ptr<runtime::ConfigMirror>>* mirrors = nullptr;
   const bool* shutting_down = nullptr;

@@ -33,13 +33,15 @@ bool HealthMonitor::initially_healthy(const core::ServiceSpec& service) {
   return service.checks.empty() || service.initial_status == core::InitialStatus::kPassing;
 }
 
-HealthMonitor::HealthMonitor(asio::io_context& io, const core::Manifest& manifest, OnChange on_change)
+HealthMonitor::HealthMonitor(asio::io_context& io, const core::Manifest& manifest, OnChange on_change,
+                             etcd::CompletionBridge* shared_bridge)
     : io_(io), on_change_(std::move(on_change)) {
   bool any_grpc = false;
   for (const auto& s : manifest.services) {
     for (const auto& c : s.checks) any_grpc |= c.type == core::CheckType::kGrpc;
   }
-  if (any_grpc) bridge_ = std::make_unique<etcd::CompletionBridge>(io_);
+  if (any_grpc && shared_bridge == nullptr) bridge_ = std::make_unique<etcd::CompletionBridge>(io_);
+  etcd::CompletionBridge* bridge = bridge_ ? bridge_.get() : shared_bridge;
 
   for (size_t si = 0; si < manifest.services.size(); ++si) {
     const core::ServiceSpec& s = manifest.services[si];
@@ -57,7 +59,7 @@ HealthMonitor::HealthMonitor(asio::io_context& io, const core::Manifest& manifes
       auto check = std::make_unique<Check>();
       check->service = si;
       check->index = ci;
-      check->runner = std::make_unique<CheckRunner>(io_, c, bridge_.get());
+      check->runner = std::make_unique<CheckRunner>(io_, c, bridge);
       check->timer = std::make_unique<asio::steady_timer>(io_);
       checks_.push_back(std::move(check));
     }

@@ -50,7 +50,10 @@ class HealthMonitor {
   // Called once per service health transition (not per check run), with e.g. "check http ... critical".
   using OnChange = std::function<void(size_t service, bool healthy, const std::string& reason)>;
 
-  HealthMonitor(asio::io_context& io, const core::Manifest& manifest, OnChange on_change);
+  // `shared_bridge`: a completion queue for gRPC checks owned by the caller (who keeps it alive longer
+  // than this monitor); null: the monitor makes its own when a gRPC check needs one.
+  HealthMonitor(asio::io_context& io, const core::Manifest& manifest, OnChange on_change,
+                etcd::CompletionBridge* shared_bridge = nullptr);
   ~HealthMonitor();
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;

@@ -136,10 +136,10 @@ void Registrar::set_drained(bool drained, const std::string& reason) {
   size_t published = 0;
   for (size_t i = 0; i < healthy_.size(); ++i) published += healthy_[i] ? 1 : 0;
   if (drained) {
-    spdlog::info("{}: draining: withdrawing {} key(s), lease {} kept", reason, machine_.key_count(),
+    spdlog::info("{}: draining: withdrawing {} key(s), lease {} kept", reason, machine_.live_key_count(),
                  core::lease_to_hex(machine_.lease()));
   } else {
-    spdlog::info("{}: undraining: publishing {} healthy key(s) of {}", reason, published, machine_.key_count());
+    spdlog::info("{}: undraining: publishing {} healthy key(s) of {}", reason, published, machine_.live_key_count());
   }
   for (size_t i = 0; i < healthy_.size(); ++i) update_published(i, drained ? "drained" : "undrained");
 }
@@ -156,6 +156,28 @@ asio::awaitable<bool> Registrar::withdraw_for_shutdown(std::chrono::milliseconds
   }
   co_return !machine_.withdrawals_pending();
 }
+
+size_t Registrar::add_key(core::DesiredKey key) {
+  const bool healthy = key.published;
+  key.published = healthy && !drained_;
+  const std::string name = key.key;
+  size_t index = 0;
+  apply(machine_.add_key(std::move(key), now(), &index));
+  if (index >= healthy_.size()) healthy_.resize(index + 1, false);
+  healthy_[index] = healthy;
+  key_index_[name] = index;
+  // The watch covers the keys it was started with: restart it so the new key is read and watched too.
+  rewatch_ = true;
+  if (watch_stream_) watch_stream_->cancel();
+  return index;
+}
+
+void Registrar::remove_key(size_t index) {
+  healthy_[index] = false;  // an undrain never publishes it again
+  apply(machine_.remove_key(index, now()));
+}
+
+void Registrar::update_value(size_t index, std::string value) { apply(machine_.update_value(index, std::move(value), now())); }
 
 void Registrar::delete_key(const core::DeleteKey& del) {
   const auto& desired = machine_.desired(del.index);
@@ -323,8 +345,9 @@ asio::awaitable<void> Registrar::keepalive_loop() {
 asio::awaitable<void> Registrar::watch_loop() {
   core::Backoff backoff;
   bool reported_down = false;
-  const size_t n = machine_.key_count();
   while (!stopping_) {
+    rewatch_ = false;
+    const size_t n = machine_.key_count();
     // 1. Read every key in one Txn: one consistent revision to judge them at and to watch from. Reading
     //    (rather than resuming an old watch) is what copes with an etcd whose revisions went back.
     etcd::pb::TxnRequest read;
@@ -357,6 +380,7 @@ asio::awaitable<void> Registrar::watch_loop() {
       create->set_start_revision(revision + 1);
       healthy = co_await stream->async_write(std::move(req), use_awaitable);
     }
+    if (healthy && rewatch_) stream->cancel();  // a key was added while this watch was being set up
     if (healthy && !stopping_) {
       watch_stream_ = stream;
       if (reported_down) {
@@ -384,6 +408,10 @@ asio::awaitable<void> Registrar::watch_loop() {
     }
     const grpc::Status status = co_await stream->async_finish(use_awaitable);
     if (stopping_) break;
+    if (rewatch_) {
+      spdlog::debug("own-key watch restarted for {} key(s)", machine_.key_count());
+      continue;  // cancelled by add_key, not a failure: no backoff, no endpoint switch
+    }
     client_.report_failure(stream->endpoint(), status);
     if (!reported_down) {
       spdlog::warn("own-key watch on {} ended: {}; re-reading and re-watching", stream->endpoint(),
@@ -421,7 +449,7 @@ asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
   auto r = co_await client_.lease_revoke(std::move(req), use_awaitable, budget);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(now() - started);
   if (r.ok() || is_lease_not_found(r.status)) {
-    spdlog::info("deregistered {} key(s): revoked lease {} in {} ms", machine_.key_count(), core::lease_to_hex(lease),
+    spdlog::info("deregistered {} key(s): revoked lease {} in {} ms", machine_.live_key_count(), core::lease_to_hex(lease),
                  took.count());
   } else {
     spdlog::warn("could not revoke lease {} ({}); its keys expire with the lease within {} s",

@@ -61,6 +61,14 @@ class Registrar {
   // confirmed the deletes. The lease stays until stop(). True when every delete went through.
   asio::awaitable<bool> withdraw_for_shutdown(std::chrono::milliseconds budget);
 
+  // Live reload. add_key registers one more key on the current lease (`key.published` is the service's
+  // health; drain still applies) and returns its index; remove_key deletes one key (only while on our
+  // lease) and forgets it, the lease and the other keys untouched; update_value rewrites one key in place.
+  // Indices stay stable: a removed key's index is a tombstone, revived if the same key comes back.
+  size_t add_key(core::DesiredKey key);
+  void remove_key(size_t index);
+  void update_value(size_t index, std::string value);
+
  private:
   asio::awaitable<void> adopt_or_grant(int64_t lease);
   void halt_loops();
@@ -94,6 +102,7 @@ class Registrar {
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
   bool keepalive_write_pending_ = false;
   std::shared_ptr<etcd::WatchStream> watch_stream_;
+  bool rewatch_ = false;  // the key set grew: the own-key watch re-reads and re-watches every key
   bool stopping_ = false;
   int64_t reported_lease_ = 0;
   core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
