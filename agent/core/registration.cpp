@@ -101,6 +101,15 @@ Actions Registration::adopt_lease(int64_t lease, std::chrono::seconds granted_tt
   return out;
 }
 
+std::vector<int64_t> Registration::leases_to_revoke() const {
+  std::vector<int64_t> out;
+  if (lease_ != 0) out.push_back(lease_);
+  for (int64_t old : old_leases_) {
+    if (old != 0 && std::find(out.begin(), out.end(), old) == out.end()) out.push_back(old);
+  }
+  return out;
+}
+
 void Registration::remember_lease(int64_t lease) {
   if (lease == 0 || is_own_lease(lease)) return;
   old_leases_.push_front(lease);

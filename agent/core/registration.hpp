@@ -171,6 +171,9 @@ class Registration {
   bool withdrawals_pending() const;
 
   int64_t lease() const { return lease_state_ == LeaseState::kAlive ? lease_ : 0; }
+  // Every lease our keys may still sit on, newest first: the live one, then those we gave up on (lost
+  // while etcd was unreachable, so their revoke may never have gone through). Deregistration revokes all.
+  std::vector<int64_t> leases_to_revoke() const;
   LeaseState lease_state() const { return lease_state_; }
   std::optional<TimePoint> lease_deadline() const;
   KeyState key_state(size_t index) const { return keys_[index].state; }

@@ -30,6 +30,7 @@
 #include "agent/etcd/completion_bridge.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/coro.hpp"
+#include "agent/runtime/file_watch.hpp"
 #include "agent/runtime/config_mirror.hpp"
 #include "agent/runtime/discovery.hpp"
 #include "agent/runtime/health_monitor.hpp"
@@ -117,7 +118,9 @@ class Agent {
   void setup_admin();
   void on_signal(const boost::system::error_code& ec, int signo);
   void deregister();
-  void reload();
+  void reload(const std::string& trigger);
+  std::string reload_trigger_ = "SIGHUP";
+  std::unique_ptr<runtime::FileWatch> manifest_watch_;
   bool apply_reload(core::Manifest next);
   asio::awaitable<void> shutdown_sequence();
   asio::awaitable<void> drain_then(std::chrono::milliseconds delay);
@@ -261,6 +264,7 @@ void Agent::setup_admin() {
 
 // A plain member, not a lambda: a coroutine lambda's captures die with the temporary closure object.
 asio::awaitable<void> Agent::shutdown_sequence() {
+  if (manifest_watch_) manifest_watch_->stop();
   stop_health();
   for (auto& d : discoveries_) d->stop();
   for (auto& m : mirrors_) m->stop();
@@ -296,6 +300,7 @@ asio::awaitable<void> Agent::drain_then(std::chrono::milliseconds delay) {
 // SIGQUIT: exit for an upgrade. Nothing is deregistered: the lease (recorded in the state file) and its keys
 // stay in etcd, alive for up to one TTL, and the next process adopts them.
 void Agent::handover() {
+  if (manifest_watch_) manifest_watch_->stop();
   for (auto& d : discoveries_) d->stop();
   for (auto& m : mirrors_) m->stop();
   if (registrar_) {
@@ -327,18 +332,19 @@ void Agent::deregister() {
   runtime::spawn_owned(io_, "shutdown", shutdown_sequence());
 }
 
-void Agent::reload() {
+void Agent::reload(const std::string& trigger) {
+  reload_trigger_ = trigger;
   // Type=notify-reload wants MONOTONIC_USEC with RELOADING=1; older systemd ignores it.
   sd_notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
   // Certificates: new etcd connections use the files as they are now (even when the manifest is rejected).
-  if (std::string tls_error; !client_->reload_tls(&tls_error)) spdlog::warn("SIGHUP: etcd TLS files: {}", tls_error);
-  spdlog::info("SIGHUP: reloading {}", options_.manifest_path);
+  if (std::string tls_error; !client_->reload_tls(&tls_error)) spdlog::warn("{}: etcd TLS files: {}", reload_trigger_, tls_error);
+  spdlog::info("{}: reloading {}", reload_trigger_, options_.manifest_path);
   auto parsed = core::load_manifest(options_.manifest_path, core::process_env());
   for (const auto& w : parsed.warnings) spdlog::warn("{}", w);
   bool ok = parsed.ok();
   if (!ok) {
     for (const auto& e : parsed.errors) spdlog::error("{}", e.to_string());
-    spdlog::error("SIGHUP: reload rejected: {} error(s) in {}; the running configuration is unchanged",
+    spdlog::error("{}: reload rejected: {} error(s) in {}; the running configuration is unchanged", reload_trigger_,
                   parsed.errors.size(), options_.manifest_path);
   } else {
     ok = apply_reload(std::move(*parsed.manifest));
@@ -356,13 +362,13 @@ bool Agent::apply_reload(core::Manifest next) {
   if (!restart_only.empty()) {
     std::string fields;
     for (const auto& f : restart_only) fields += (fields.empty() ? "" : ", ") + f;
-    spdlog::warn("SIGHUP: {} changed; these need a restart (systemctl restart), the running values are kept "
-                 "and the rest is applied", fields);
+    spdlog::warn("{}: {} changed; these need a restart (systemctl restart), the running values are kept "
+                 "and the rest is applied", reload_trigger_, fields);
   }
   core::keep_restart_only_settings(manifest_, next);
   std::vector<std::string> templates;
   if (!load_templates(next, &templates)) {
-    spdlog::error("SIGHUP: reload rejected; the running configuration is unchanged");
+    spdlog::error("{}: reload rejected; the running configuration is unchanged", reload_trigger_);
     return false;
   }
   const core::ManifestDiff diff = core::diff_manifests(manifest_, next, templates_, templates);
@@ -445,7 +451,7 @@ bool Agent::apply_reload(core::Manifest next) {
   for (size_t n : diff.config_added) mirrors_[n]->start();
   config_ = read_config_version(options_.manifest_path);
   ++reloads_;
-  spdlog::info("SIGHUP: reload applied ({}{}); config {}", diff.summary(),
+  spdlog::info("{}: reload applied ({}{}); config {}", reload_trigger_, diff.summary(),
                diff.drain_delay_changed ? ", drain_delay changed" : "", config_.hash);
   return true;
 }
@@ -457,7 +463,7 @@ void Agent::on_signal(const boost::system::error_code& ec, int signo) {
     if (shutting_down_) {
       spdlog::info("SIGHUP: ignored, the agent is shutting down");
     } else {
-      reload();
+      reload("SIGHUP");
     }
     again();
     return;
@@ -560,6 +566,22 @@ int Agent::run() {
   signals_.add(SIGUSR1);
   signals_.add(SIGUSR2);
   signals_.async_wait([this](const boost::system::error_code& e, int s) { on_signal(e, s); });
+  if (options_.watch_manifest) {
+    // Reload without a signal (a Kubernetes ConfigMap update, an edit in place): the same path as SIGHUP.
+    std::string watch_error;
+    manifest_watch_ = runtime::FileWatch::create(
+        io_, options_.manifest_path, std::chrono::milliseconds(500),
+        [this] {
+          if (!shutting_down_) reload("manifest file changed");
+        },
+        &watch_error);
+    if (manifest_watch_) {
+      manifest_watch_->start();
+      spdlog::info("watching {} for changes (reload without SIGHUP)", options_.manifest_path);
+    } else {
+      spdlog::warn("--watch-manifest: {}; reload with SIGHUP instead", watch_error);
+    }
+  }
 
   io_.run();
   // After a clean deregistration the recorded lease is revoked: nothing for a successor to adopt.

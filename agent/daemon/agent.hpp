@@ -20,6 +20,8 @@ struct AgentOptions {
   // What the command line changed in the loaded manifest (--admin-listen, --dev's etcd), applied again to a
   // reloaded one so it compares like for like.
   std::function<void(core::Manifest&)> adjust;
+  // --watch-manifest: reload when the manifest file changes (inotify on its directory), not only on SIGHUP.
+  bool watch_manifest = false;
 };
 
 // SIGHUP reloads the manifest and applies the difference (see README "Live reload").

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   bool version = false;
   std::string log_level = "info";
   std::string state_dir;
+  bool watch_manifest = false;
   std::string log_format = "text";
   std::string admin_listen_text;
   app.add_option("-m,--manifest", manifest_path, "service manifest (YAML)");
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   CLI::Option* admin_listen_opt = app.add_option("--admin-listen", admin_listen_text,
                  "admin endpoint address, overriding the manifest's admin.listen (\"\" switches it off)");
+  app.add_flag("--watch-manifest", watch_manifest,
+               "reload when the manifest file changes (e.g. a Kubernetes ConfigMap update), not only on SIGHUP");
   app.add_flag("-V,--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -118,7 +121,7 @@ int main(int argc, char** argv) {
 
   if (state_dir.empty() && !dev_etcd) state_dir = daemon::default_state_dir();
   daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir,
-                               .manifest_path = manifest_path, .adjust = adjust};
+                               .manifest_path = manifest_path, .adjust = adjust, .watch_manifest = watch_manifest};
   const int rc = daemon::run_agent(std::move(options));
   dev_etcd.reset();
   return rc;

@@ -440,9 +440,17 @@ int64_t Registrar::abandon() {
 
 asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
   halt_loops();
-  const int64_t lease = machine_.lease();
-  if (lease == 0) co_return;
-  // Revoking deletes every key attached to our lease in one step; keys we never won are not on it.
+  // Revoking deletes every key attached to a lease in one step; keys we never won are not on ours. Leases
+  // we gave up on go too: after an etcd outage the live lease may still be being granted while the old one,
+  // restored by etcd's restart, still holds our keys.
+  const std::vector<int64_t> leases = machine_.leases_to_revoke();
+  if (leases.empty()) co_return;
+  for (size_t i = 1; i < leases.size(); ++i) {
+    etcd::pb::LeaseRevokeRequest old;
+    old.set_id(leases[i]);
+    client_.lease_revoke(std::move(old), [](etcd::RpcResult<etcd::pb::LeaseRevokeResponse>) {}, budget);
+  }
+  const int64_t lease = leases.front();
   etcd::pb::LeaseRevokeRequest req;
   req.set_id(lease);
   const auto started = now();

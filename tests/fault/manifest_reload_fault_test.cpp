@@ -15,7 +15,6 @@
 
 #include "tests/support/admin_client.hpp"
 #include "tests/support/agent_process.hpp"
-#include "tests/support/agent_runner.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/process.hpp"

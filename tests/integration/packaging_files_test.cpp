@@ -93,6 +93,8 @@ TEST_F(KubernetesExample, ConfigMapIsMountedWhereTheSidecarReadsItsManifest) {
   ASSERT_NE(flag + 1, args.end());
   EXPECT_EQ(*(flag + 1), manifest_path);
   EXPECT_NE(std::find(args.begin(), args.end(), "json"), args.end()) << "--log-format json for Kubernetes";
+  EXPECT_NE(std::find(args.begin(), args.end(), "--watch-manifest"), args.end())
+      << "a ConfigMap update must be applied without a signal";
 }
 
 TEST_F(KubernetesExample, ProbesUseTheAdminEndpointOnTheManifestsPort) {

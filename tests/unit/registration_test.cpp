@@ -746,3 +746,29 @@ TEST(RegistrationAdoption, AdoptionIsIgnoredOnceALeaseIsAlive) {
 
 }  // namespace
 }  // namespace sidecar::core
+
+namespace sidecar::core {
+namespace {
+
+using namespace std::chrono_literals;
+
+// After an etcd outage the lease is lost locally while etcd (restarted with its data) may still hold it
+// with our keys; a shutdown before the next grant answers must still revoke it.
+TEST(RegistrationShutdown, LeasesToRevokeIncludeLeasesGivenUpOnNewestFirst) {
+  core::Registration reg(std::vector<DesiredKey>{{"/services/a/1", "va"}}, {});
+  const TimePoint t0{std::chrono::seconds(1000)};
+  EXPECT_TRUE(reg.leases_to_revoke().empty());
+  reg.start(t0);
+  reg.on_lease_granted(0x11, 10s, t0, t0);
+  EXPECT_EQ(reg.leases_to_revoke(), (std::vector<int64_t>{0x11}));
+  // No keepalive answered within the TTL: lost, a new grant is pending.
+  const Actions lost = reg.on_tick(t0 + 11s, 0.5);
+  ASSERT_TRUE(lost.grant_lease);
+  EXPECT_EQ(reg.lease(), 0);
+  EXPECT_EQ(reg.leases_to_revoke(), (std::vector<int64_t>{0x11}));
+  reg.on_lease_granted(0x22, 10s, t0 + 12s, t0 + 12s);
+  EXPECT_EQ(reg.leases_to_revoke(), (std::vector<int64_t>{0x22, 0x11}));
+}
+
+}  // namespace
+}  // namespace sidecar::core
