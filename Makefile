@@ -5,6 +5,7 @@
 BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
+TEST_FUZZ_SECONDS ?= 20
 CMAKE_ARGS ?=
 CTEST      := ctest --test-dir $(BUILD_DIR) --output-on-failure
 # ASan+UBSan (GCC) and libFuzzer (clang) builds live in their own directories.
@@ -15,7 +16,7 @@ SOAK_SECONDS  ?= 600
 FUZZ_TARGETS  := manifest value render endpoint_set
 SANITIZE_ARGS := -DCMAKE_BUILD_TYPE=Debug -DSIDECAR_SANITIZE=ON -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
 
-.PHONY: all deps configure build run test test-unit test-integration test-fault soak bench clean \
+.PHONY: all deps configure build run test test-all-labels test-unit test-integration test-fault soak bench clean \
         test-sanitize test-sanitize-all fuzz
 
 all: build
@@ -35,7 +36,14 @@ run: build
 	./$(BUILD_DIR)/etcd-sidecar --manifest config/example.yaml --dev
 
 # Every label: unit (with the fuzz corpus replay), integration, fault, and a 60 s soak.
+# Every suite (unit, integration, fault, 60 s soak), then the unit tests under ASan+UBSan and a short
+# libFuzzer run of every target: what CI runs. `make test-all-labels` is the first part alone.
 test: build
+	$(CTEST) -j2
+	$(MAKE) test-sanitize
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+test-all-labels: build
 	$(CTEST) -j2
 
 test-unit: build
