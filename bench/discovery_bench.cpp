@@ -307,7 +307,7 @@ void run_scale(BenchContext& ctx) {
   report_put_to_file(ctx, "scale", "10,000 instances, " + fs, samples, true);
   if (const auto text = test::read_file(rig.output)) {
     ctx.report.note("scale: the output file with 10,000 instances is " + std::to_string(text->size() / 1024) +
-                    " KiB; the agent re-renders and rewrites all of it for every change");
+                    " KiB; every change rewrites it whole, splicing cached per-instance fragments");
   }
   ctx.plots.push_back(LatencyPlot{"put -> file vs raw watcher, 10,000 instances present (output on " + fs + ")",
                                   samples.raw_ms, samples.agent_ms});
