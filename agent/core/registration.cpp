@@ -56,20 +56,12 @@ Actions Registration::on_lease_granted(int64_t lease, std::chrono::seconds grant
                                        TimePoint now) {
   Actions out;
   if (lease_state_ != LeaseState::kGranting) return out;  // a grant we no longer wait for
-  lease_state_ = LeaseState::kAlive;
-  lease_ = lease;
-  granted_ttl_ = granted_ttl;
-  lease_deadline_ = sent_at + granted_ttl;
+  hold_lease(lease, granted_ttl, sent_at + granted_ttl);
   next_keepalive_ = sent_at + keepalive_interval();
-  grant_retry_at_.reset();
-  grant_backoff_.reset();
   ++leases_granted_;
   out.notes.push_back({LogNote::Level::kInfo, "lease " + lease_hex() + " granted, ttl " + fmt_seconds(granted_ttl)});
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    // Keys from an older lease of ours may still be there: the first Txn finds them and moves them over.
-    if (keys_[i].published) schedule_write(i, 0, out);
-  }
-  check_ready(out);  // an agent with nothing to register is ready once it holds its lease
+  // Keys from an older lease of ours may still be there: the first Txn finds them and moves them over.
+  write_published_keys(out);  // an agent with nothing to register is ready once it holds its lease
   (void)now;
   return out;
 }
@@ -78,15 +70,10 @@ Actions Registration::adopt_lease(int64_t lease, std::chrono::seconds granted_tt
                                   TimePoint sent_at, TimePoint now) {
   Actions out;
   if (lease_state_ == LeaseState::kAlive) return out;  // only instead of a first grant
-  lease_state_ = LeaseState::kAlive;
-  lease_ = lease;
-  granted_ttl_ = granted_ttl.count() > 0 ? granted_ttl : options_.ttl;
-  lease_deadline_ = sent_at + remaining;
   // A keepalive at once: the lease may have aged for most of its TTL while no process held it.
+  hold_lease(lease, granted_ttl.count() > 0 ? granted_ttl : options_.ttl, sent_at + remaining);
   next_keepalive_ = now;
   out.keepalive = lease_;
-  grant_retry_at_.reset();
-  grant_backoff_.reset();
   out.notes.push_back({LogNote::Level::kInfo, "lease " + lease_hex() + " adopted from the previous process, " +
                                                   fmt_seconds(remaining) + " of " + fmt_seconds(granted_ttl_) +
                                                   " left"});
@@ -94,11 +81,24 @@ Actions Registration::adopt_lease(int64_t lease, std::chrono::seconds granted_tt
   // value on this lease is registered as is; anything else is handled as after any other write.
   // A withdrawn key is not re-asserted; if the previous process left it on this lease, the own-key watch's
   // first read finds it there and deletes it.
+  write_published_keys(out);
+  return out;
+}
+
+void Registration::hold_lease(int64_t lease, std::chrono::seconds granted_ttl, TimePoint deadline) {
+  lease_state_ = LeaseState::kAlive;
+  lease_ = lease;
+  granted_ttl_ = granted_ttl;
+  lease_deadline_ = deadline;
+  grant_retry_at_.reset();
+  grant_backoff_.reset();
+}
+
+void Registration::write_published_keys(Actions& out) {
   for (size_t i = 0; i < keys_.size(); ++i) {
     if (keys_[i].published) schedule_write(i, 0, out);
   }
   check_ready(out);
-  return out;
 }
 
 std::vector<int64_t> Registration::leases_to_revoke() const {

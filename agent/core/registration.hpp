@@ -208,6 +208,11 @@ class Registration {
     bool removed = false;           // removed from the manifest by a reload: a tombstone
   };
 
+  // A lease is ours from now on (granted, or adopted from a previous process); the caller sets the next
+  // keepalive, which differs between the two.
+  void hold_lease(int64_t lease, std::chrono::seconds granted_ttl, TimePoint deadline);
+  // A write for every published key, then whether that makes us ready (nothing to write: at once).
+  void write_published_keys(Actions& out);
   void lose_lease(const std::string& reason, TimePoint now, Actions& out);
   void schedule_write(size_t index, int64_t expect_mod_revision, Actions& out);
   void decide(size_t index, const std::optional<Observed>& current, TimePoint now, double random01, Actions& out);
