@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/core/registration.hpp"
+#include "tests/unit/registration_outcomes.hpp"
 
 namespace {
 
@@ -23,27 +24,14 @@ using core::TimePoint;
 using core::WriteKey;
 using core::WriteOutcome;
 using KeyState = core::Registration::KeyState;
+using core::outcomes::rejected;
+using core::outcomes::written;
 
 constexpr double kDraw = 0.5;
 constexpr int64_t kLease = 0x1a2b;
 const TimePoint kT0 = TimePoint{} + 1h;
 
-WriteOutcome written(const WriteKey& w, int64_t revision) {
-  WriteOutcome o;
-  o.kind = WriteOutcome::Kind::kWritten;
-  o.revision = revision;
-  o.attempt = w.attempt;
-  return o;
-}
 
-WriteOutcome rejected(const WriteKey& w, std::optional<Observed> current, int64_t revision) {
-  WriteOutcome o;
-  o.kind = WriteOutcome::Kind::kRejected;
-  o.revision = revision;
-  o.current = std::move(current);
-  o.attempt = w.attempt;
-  return o;
-}
 
 DeleteOutcome deleted(const DeleteKey& d, int64_t revision) {
   DeleteOutcome o;

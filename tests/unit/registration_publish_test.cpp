@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/core/registration.hpp"
+#include "tests/unit/registration_outcomes.hpp"
 
 namespace {
 
@@ -23,6 +24,8 @@ using core::TimePoint;
 using core::WriteKey;
 using core::WriteOutcome;
 using KeyState = core::Registration::KeyState;
+using core::outcomes::rejected;
+using core::outcomes::written;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
@@ -32,22 +35,7 @@ constexpr int64_t kNewLease = 0x2c3d;
 constexpr int64_t kOtherLease = 0x7777;
 const TimePoint kT0 = TimePoint{} + 1h;
 
-WriteOutcome written(const WriteKey& w, int64_t revision) {
-  WriteOutcome o;
-  o.kind = WriteOutcome::Kind::kWritten;
-  o.revision = revision;
-  o.attempt = w.attempt;
-  return o;
-}
 
-WriteOutcome rejected(const WriteKey& w, std::optional<Observed> current, int64_t revision) {
-  WriteOutcome o;
-  o.kind = WriteOutcome::Kind::kRejected;
-  o.revision = revision;
-  o.current = std::move(current);
-  o.attempt = w.attempt;
-  return o;
-}
 
 DeleteOutcome delete_answer(const DeleteKey& d, DeleteOutcome::Kind kind, int64_t revision = 0) {
   DeleteOutcome o;

@@ -1,4 +1,5 @@
 #include "agent/core/registration.hpp"
+#include "tests/unit/registration_outcomes.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,6 +21,8 @@ using core::TimePoint;
 using core::WriteKey;
 using core::WriteOutcome;
 using KeyState = core::Registration::KeyState;
+using core::outcomes::rejected;
+using core::outcomes::written;
 using LeaseState = core::Registration::LeaseState;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -51,22 +54,7 @@ std::vector<WriteKey> writes_for(const Actions& actions, size_t index) {
   return out;
 }
 
-WriteOutcome written(const WriteKey& w, int64_t revision) {
-  WriteOutcome o;
-  o.kind = WriteOutcome::Kind::kWritten;
-  o.revision = revision;
-  o.attempt = w.attempt;
-  return o;
-}
 
-WriteOutcome rejected(const WriteKey& w, std::optional<Observed> current, int64_t header_revision) {
-  WriteOutcome o;
-  o.kind = WriteOutcome::Kind::kRejected;
-  o.revision = header_revision;
-  o.current = std::move(current);
-  o.attempt = w.attempt;
-  return o;
-}
 
 WriteOutcome failed(const WriteKey& w, std::string error = "deadline exceeded") {
   WriteOutcome o;
