@@ -63,7 +63,7 @@ soak: build
 test-sanitize: deps
 	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS)
 	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target unit_tests $(addprefix fuzz_replay_,$(FUZZ_TARGETS))
-	ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j2 -L '^unit$$'
+	ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j2 -L '^unit$$' -LE '^runtime$$'
 
 # Every suite (unit, integration, fault, soak) with the agent and the tests built under ASan+UBSan.
 test-sanitize-all: deps

@@ -10,7 +10,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "agent/runtime/coro.hpp"
 
 namespace sidecar::runtime {
 
@@ -40,7 +39,7 @@ http::response<http::string_body> make_response(int status, unsigned version, co
 }  // namespace
 
 AdminServer::AdminServer(asio::io_context& io, AdminServerOptions options, core::AdminHandlers handlers)
-    : io_(io), options_(std::move(options)), handlers_(std::move(handlers)), acceptor_(io), accept_retry_(io) {}
+    : io_(io), options_(std::move(options)), handlers_(std::move(handlers)), acceptor_(io), accept_retry_(io), scope_(io, "admin endpoint") {}
 
 std::unique_ptr<AdminServer> AdminServer::bind(asio::io_context& io, AdminServerOptions options,
                                                core::AdminHandlers handlers, std::string* error) {
@@ -70,7 +69,7 @@ std::unique_ptr<AdminServer> AdminServer::bind(asio::io_context& io, AdminServer
 
 void AdminServer::start() {
   spdlog::info("admin endpoint listening on http://{} (/livez /readyz /metrics /v1/status)", describe(local_));
-  spawn_owned(io_, "admin accept", accept_loop());
+  scope_.spawn("accept", accept_loop());
 }
 
 void AdminServer::stop() {
@@ -106,7 +105,7 @@ asio::awaitable<void> AdminServer::accept_loop() {
       socket.close(ec);
       continue;
     }
-    spawn_owned(io_, "admin connection", serve(std::move(socket)));
+    scope_.spawn("connection", serve(std::move(socket)));
   }
 }
 

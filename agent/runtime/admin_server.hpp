@@ -16,6 +16,7 @@
 #include <string>
 
 #include "agent/core/admin_routes.hpp"
+#include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime {
 
@@ -46,6 +47,8 @@ class AdminServer {
   void start();
   // Closes the listener and every open connection; their coroutines end on the next turn of the loop.
   void stop();
+  // Completes once the accept loop and every connection have ended (after stop()).
+  asio::awaitable<void> join() { return scope_.join(); }
 
   asio::ip::tcp::endpoint local_endpoint() const { return local_; }
   // Hooks may be installed after bind() (e.g. drain, extra metric collectors), before or after start().
@@ -66,6 +69,7 @@ class AdminServer {
   std::set<asio::ip::tcp::socket*> live_;  // open connections, closed by stop()
   uint64_t refused_ = 0;
   bool stopping_ = false;
+  TaskScope scope_;  // last: the accept loop and connections use the members above
 };
 
 }  // namespace sidecar::runtime

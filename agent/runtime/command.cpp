@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 extern char** environ;
 
@@ -74,7 +75,18 @@ int spawn_child(std::vector<std::string>& argv, int out_fd, pid_t* pid) {
   return rc;
 }
 
+// Process groups of the commands running now (leaders not yet reaped, so no pid can have been reused).
+std::set<pid_t>& running_groups() {
+  static std::set<pid_t> groups;
+  return groups;
+}
+
 }  // namespace
+
+size_t kill_running_commands() {
+  for (pid_t pid : running_groups()) ::kill(-pid, SIGKILL);
+  return running_groups().size();
+}
 
 void CommandControl::kill_group() const {
   // Before the reap the group still exists (at worst as a zombie leader), so the pid cannot be reused yet.
@@ -103,6 +115,7 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
   }
 
   if (control != nullptr) control->pid = pid;
+  running_groups().insert(pid);
   auto executor = co_await asio::this_coro::executor;
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   bool timed_out = false;
@@ -120,6 +133,7 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
     co_await exit_watch.async_wait(asio::posix::stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     deadline.cancel();
     if (control != nullptr) control->pid = -1;
+    running_groups().erase(pid);
     ::waitpid(pid, &status, 0);
   } else {
     // No pidfd (kernel < 5.3): poll the child on a short timer rather than block the loop.
@@ -134,6 +148,7 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
       co_await tick.async_wait(asio::use_awaitable);
     }
     if (control != nullptr) control->pid = -1;
+    running_groups().erase(pid);
   }
   result.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   result.output = read_tail(out_fd, max_output);
@@ -150,13 +165,14 @@ asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::c
   co_return result;
 }
 
-asio::awaitable<CommandResult> run_shell(std::string command, std::chrono::milliseconds timeout, size_t max_output) {
+asio::awaitable<CommandResult> run_shell(std::string command, std::chrono::milliseconds timeout, size_t max_output,
+                                         CommandControl* control) {
   // Built outside the co_await expression: GCC 12 miscompiles string literals in a braced list there.
   std::vector<std::string> argv;
   argv.emplace_back("/bin/sh");
   argv.emplace_back("-c");
   argv.push_back(std::move(command));
-  co_return co_await run_command(std::move(argv), timeout, max_output);
+  co_return co_await run_command(std::move(argv), timeout, max_output, control);
 }
 
 }  // namespace sidecar::runtime

@@ -34,8 +34,13 @@ struct CommandControl {
 boost::asio::awaitable<CommandResult> run_command(std::vector<std::string> argv, std::chrono::milliseconds timeout,
                                                   size_t max_output = 16 * 1024, CommandControl* control = nullptr);
 
+// Kills every command of this process that is still running (each whole process group) and returns how
+// many: the shutdown and handover deadlines use it, so an `on_change` that hangs cannot hold the exit (or
+// outlive the lease). Their run_command calls then complete as killed.
+size_t kill_running_commands();
+
 // `/bin/sh -c command`: for manifest strings like "nginx -s reload" or "kill -HUP $(cat pidfile)".
 boost::asio::awaitable<CommandResult> run_shell(std::string command, std::chrono::milliseconds timeout,
-                                                size_t max_output = 16 * 1024);
+                                                size_t max_output = 16 * 1024, CommandControl* control = nullptr);
 
 }  // namespace sidecar::runtime

@@ -12,7 +12,6 @@
 #include "agent/output/atomic_file.hpp"
 #include "agent/output/render.hpp"
 #include "agent/runtime/command.hpp"
-#include "agent/runtime/coro.hpp"
 #include "agent/runtime/offload.hpp"
 
 namespace sidecar::runtime {
@@ -34,11 +33,12 @@ ConfigMirror::ConfigMirror(asio::io_context& io, etcd::Client& client, asio::thr
               [this](std::string& out) { return render(out); }),
       io_(io),
       writer_(writer),
-      dir_wake_(io) {}
+      dir_wake_(io),
+      scope_(io, "config " + spec_.output) {}
 
 void ConfigMirror::start() {
   if (directory()) {
-    spawn_owned(io_, "config dir " + spec_.output, run_directory());
+    scope_.spawn("directory loop", run_directory());
   } else {
     output_.start();
   }
@@ -50,6 +50,12 @@ void ConfigMirror::stop() {
   dir_wake_.cancel();
   watcher_.stop();
   output_.stop();
+}
+
+asio::awaitable<void> ConfigMirror::join() {
+  co_await watcher_.join();
+  co_await output_.join();
+  co_await scope_.join();
 }
 
 void ConfigMirror::changed() {

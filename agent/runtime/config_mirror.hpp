@@ -17,6 +17,7 @@ class ConfigMirror final : public PrefixSink {
   ConfigMirror(asio::io_context& io, etcd::Client& client, asio::thread_pool& writer, const core::ConfigSpec& spec);
   void start();
   void stop();
+  asio::awaitable<void> join();
 
   void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) override;
   void on_events(const std::vector<core::EventInput>& events) override;
@@ -47,6 +48,7 @@ class ConfigMirror final : public PrefixSink {
   asio::steady_timer dir_wake_;
   bool dir_dirty_ = false;
   bool stopping_ = false;
+  TaskScope scope_;  // the directory loop; the watcher and the output have their own
   std::map<std::string, std::string> dir_written_;  // relative path -> bytes on disk
   std::set<std::string> warned_paths_;
   uint64_t dir_writes_ = 0;

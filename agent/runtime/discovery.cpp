@@ -46,6 +46,11 @@ void Discovery::stop() {
   output_.stop();
 }
 
+asio::awaitable<void> Discovery::join() {
+  co_await watcher_.join();
+  co_await output_.join();
+}
+
 void Discovery::note_invalid(const std::string& id, const std::string& reason) {
   ++stats_.invalid_values_total;
   auto [it, inserted] = warned_invalid_.try_emplace(id, reason);

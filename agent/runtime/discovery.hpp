@@ -29,6 +29,8 @@ class Discovery final : public PrefixSink {
             const std::string& etcd_prefix, std::string template_text, std::set<std::string> self_ids);
   void start();
   void stop();
+  // Completes once the watch and the output loop have ended (after stop()); then this may be destroyed.
+  asio::awaitable<void> join();
 
   void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) override;
   void on_events(const std::vector<core::EventInput>& events) override;

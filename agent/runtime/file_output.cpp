@@ -7,7 +7,6 @@
 
 #include "agent/output/atomic_file.hpp"
 #include "agent/runtime/command.hpp"
-#include "agent/runtime/coro.hpp"
 #include "agent/runtime/offload.hpp"
 
 namespace sidecar::runtime {
@@ -38,9 +37,10 @@ FileOutput::FileOutput(asio::io_context& io, asio::thread_pool& writer, FileOutp
       options_(std::move(options)),
       render_(std::move(render)),
       coalescer_(options_.wait_min, options_.wait_max),
-      wake_(io) {}
+      wake_(io),
+      scope_(io, "output " + options_.path) {}
 
-void FileOutput::start() { spawn_owned(io_, "output " + options_.path, run()); }
+void FileOutput::start() { scope_.spawn("write loop", run()); }
 
 void FileOutput::stop() {
   stopping_ = true;

@@ -16,6 +16,8 @@
 
 #include "agent/core/backoff.hpp"
 #include "agent/core/coalescer.hpp"
+#include "agent/runtime/command.hpp"
+#include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime {
 
@@ -51,6 +53,8 @@ class FileOutput {
   FileOutput(asio::io_context& io, asio::thread_pool& writer, FileOutputOptions options, Render render);
   void start();
   void stop();
+  // Completes once every loop started by start() has ended (after stop()); then this may be destroyed.
+  asio::awaitable<void> join() { return scope_.join(); }
   // The content may have changed; the write happens as the coalescer allows.
   void changed();
   const FileOutputStats& stats() const { return stats_; }
@@ -79,6 +83,7 @@ class FileOutput {
   bool failing_ = false;
   bool stopping_ = false;
   FileOutputStats stats_;
+  TaskScope scope_;  // last: the loop it joins uses the members above
 };
 
 }  // namespace sidecar::runtime

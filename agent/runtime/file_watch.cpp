@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "agent/runtime/coro.hpp"
 
 namespace sidecar::runtime {
 
@@ -40,13 +39,14 @@ std::unique_ptr<FileWatch> FileWatch::create(asio::io_context& io, const std::st
 
 FileWatch::FileWatch(asio::io_context& io, int fd, std::string name, std::chrono::milliseconds settle,
                      std::function<void()> on_change)
-    : io_(io), stream_(io, fd), name_(std::move(name)), settle_(settle), on_change_(std::move(on_change)), timer_(io) {}
+    : io_(io), stream_(io, fd), name_(std::move(name)), settle_(settle), on_change_(std::move(on_change)), timer_(io),
+      scope_(io, "file watch " + name_) {}
 
 FileWatch::~FileWatch() = default;
 
 void FileWatch::start() {
-  spawn_owned(io_, "file watch " + name_, read_loop());
-  spawn_owned(io_, "file watch settle " + name_, settle_loop());
+  scope_.spawn("read", read_loop());
+  scope_.spawn("settle", settle_loop());
 }
 
 void FileWatch::stop() {

@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 
+#include "agent/runtime/task_scope.hpp"
+
 namespace sidecar::runtime {
 
 namespace asio = boost::asio;
@@ -37,6 +39,8 @@ class FileWatch {
 
   void start();
   void stop();
+  // Completes once both loops have ended (after stop()).
+  asio::awaitable<void> join() { return scope_.join(); }
 
  private:
   FileWatch(asio::io_context& io, int fd, std::string name, std::chrono::milliseconds settle,
@@ -52,6 +56,7 @@ class FileWatch {
   asio::steady_timer timer_;
   std::optional<std::chrono::steady_clock::time_point> due_;
   bool stopping_ = false;
+  TaskScope scope_;  // last: the loops use the members above
 };
 
 }  // namespace sidecar::runtime

@@ -6,7 +6,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "agent/etcd/completion_bridge.hpp"
-#include "agent/runtime/coro.hpp"
 
 namespace sidecar::runtime {
 
@@ -35,7 +34,7 @@ bool HealthMonitor::initially_healthy(const core::ServiceSpec& service) {
 
 HealthMonitor::HealthMonitor(asio::io_context& io, const core::Manifest& manifest, OnChange on_change,
                              etcd::CompletionBridge* shared_bridge)
-    : io_(io), on_change_(std::move(on_change)) {
+    : io_(io), on_change_(std::move(on_change)), scope_(io, "health") {
   bool any_grpc = false;
   for (const auto& s : manifest.services) {
     for (const auto& c : s.checks) any_grpc |= c.type == core::CheckType::kGrpc;
@@ -73,7 +72,7 @@ HealthMonitor::~HealthMonitor() { stop(); }
 
 void HealthMonitor::start() {
   for (auto& check : checks_) {
-    spawn_owned(io_, "health check " + check->runner->spec().name, check_loop(check.get()));
+    scope_.spawn("check " + check->runner->spec().name, check_loop(check.get()));
   }
 }
 

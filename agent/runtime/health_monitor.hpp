@@ -17,6 +17,7 @@
 #include "agent/core/health.hpp"
 #include "agent/core/manifest.hpp"
 #include "agent/runtime/health_check.hpp"
+#include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::etcd {
 class CompletionBridge;
@@ -62,6 +63,8 @@ class HealthMonitor {
   void start();
   // Ends the loops and any run in flight (idempotent); no callback is made afterwards.
   void stop();
+  // Completes once every check loop has ended (after stop()); then the monitor may be destroyed.
+  asio::awaitable<void> join() { return scope_.join(); }
 
   // One entry per manifest service, in manifest order; kept current after every run.
   const std::vector<ServiceHealthView>& view() const { return view_; }
@@ -87,6 +90,7 @@ class HealthMonitor {
   std::vector<ServiceHealthView> view_;
   std::vector<std::unique_ptr<Check>> checks_;
   bool stopping_ = false;
+  TaskScope scope_;  // last: the check loops use the members above
 };
 
 }  // namespace sidecar::runtime

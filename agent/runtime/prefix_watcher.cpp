@@ -7,7 +7,6 @@
 #include <random>
 
 #include "agent/core/backoff.hpp"
-#include "agent/runtime/coro.hpp"
 
 namespace sidecar::runtime {
 
@@ -27,13 +26,13 @@ std::string prefix_range_end(const std::string& prefix) {
 }
 
 PrefixWatcher::PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string prefix, PrefixSink& sink)
-    : io_(io), client_(client), prefix_(std::move(prefix)), range_end_(prefix_range_end(prefix_)), sink_(sink), retry_(io) {}
+    : io_(io), client_(client), prefix_(std::move(prefix)), range_end_(prefix_range_end(prefix_)), sink_(sink), retry_(io), scope_(io, "watch " + prefix_) {}
 
 PrefixWatcher::PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string key, std::string range_end,
                              PrefixSink& sink)
-    : io_(io), client_(client), prefix_(std::move(key)), range_end_(std::move(range_end)), sink_(sink), retry_(io) {}
+    : io_(io), client_(client), prefix_(std::move(key)), range_end_(std::move(range_end)), sink_(sink), retry_(io), scope_(io, "watch " + prefix_) {}
 
-void PrefixWatcher::start() { spawn_owned(io_, "watch " + prefix_, run()); }
+void PrefixWatcher::start() { scope_.spawn("range+watch", run()); }
 
 void PrefixWatcher::stop() {
   stopping_ = true;
@@ -80,6 +79,9 @@ asio::awaitable<void> PrefixWatcher::run() {
     grpc::Status status;
     if (healthy && !stopping_) {
       stream = client_.new_watch_stream();
+      // Known to stop() from the start: a stop while the stream is still being opened must cancel it too,
+      // or the Finish below would wait for a server that never ends the stream (and join() forever).
+      stream_ = stream;
       healthy = co_await stream->async_start(use_awaitable);
       if (healthy) {
         etcd::pb::WatchRequest req;
@@ -94,7 +96,6 @@ asio::awaitable<void> PrefixWatcher::run() {
         healthy = co_await stream->async_write(std::move(req), use_awaitable);
       }
       if (healthy && !stopping_) {
-        stream_ = stream;
         ++stats_.watch_starts;
         while (auto resp = co_await stream->async_read(use_awaitable)) {
           if (resp->canceled()) {
@@ -140,8 +141,9 @@ asio::awaitable<void> PrefixWatcher::run() {
           }
           sink_.on_events(events);
         }
-        stream_.reset();
       }
+      stream_.reset();
+      if (stopping_) stream->cancel();
       status = co_await stream->async_finish(use_awaitable);
       if (!status.ok()) client_.report_failure(stream->endpoint(), status);
     }

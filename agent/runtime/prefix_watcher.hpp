@@ -12,6 +12,7 @@
 
 #include "agent/core/endpoint_set.hpp"
 #include "agent/etcd/client.hpp"
+#include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime {
 
@@ -41,6 +42,8 @@ class PrefixWatcher {
   PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string key, std::string range_end, PrefixSink& sink);
   void start();
   void stop();
+  // Completes once every loop started by start() has ended (after stop()); then this may be destroyed.
+  asio::awaitable<void> join() { return scope_.join(); }
   const PrefixWatcherStats& stats() const { return stats_; }
   const std::string& prefix() const { return prefix_; }
 
@@ -60,6 +63,7 @@ class PrefixWatcher {
   bool need_snapshot_ = true;
   bool snapshot_failing_ = false;
   bool stopping_ = false;
+  TaskScope scope_;  // last: the loop it joins uses the members above
 };
 
 // The smallest key greater than every key starting with `prefix` (etcd's range_end for a prefix).

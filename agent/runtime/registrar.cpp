@@ -5,8 +5,6 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "agent/runtime/coro.hpp"
-
 namespace sidecar::runtime {
 
 using asio::use_awaitable;
@@ -34,7 +32,8 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
       keepalive_retry_(io),
       watch_retry_(io),
       adopt_retry_(io),
-      settle_(io) {
+      settle_(io),
+      scope_(io, "registrar") {
   for (size_t i = 0; i < keys.size(); ++i) {
     key_index_.emplace(keys[i].key, i);
     healthy_.push_back(keys[i].published);
@@ -42,11 +41,11 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
 }
 
 void Registrar::start(std::optional<int64_t> previous_lease) {
-  spawn_owned(io_, "registrar tick", tick_loop());
-  spawn_owned(io_, "lease keepalive", keepalive_loop());
-  spawn_owned(io_, "own-key watch", watch_loop());
+  scope_.spawn("tick", tick_loop());
+  scope_.spawn("lease keepalive", keepalive_loop());
+  scope_.spawn("own-key watch", watch_loop());
   if (previous_lease && *previous_lease != 0) {
-    spawn_owned(io_, "lease adoption", adopt_or_grant(*previous_lease));
+    scope_.spawn("lease adoption", adopt_or_grant(*previous_lease));
   } else {
     apply(machine_.start(now()));
   }

@@ -17,6 +17,7 @@
 #include "agent/core/metrics.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/etcd/client.hpp"
+#include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime {
 
@@ -44,6 +45,8 @@ class Registrar {
   // Handover (SIGQUIT): stops every loop and leaves the lease and its keys in etcd for a successor, which
   // adopts them. Returns the lease left behind (0: none).
   int64_t abandon();
+  // Completes once every loop has ended (after stop() or abandon()).
+  asio::awaitable<void> join() { return scope_.join(); }
 
   const core::Registration& state() const { return machine_; }
   // Seconds from sending a keepalive to its answer (for /metrics).
@@ -113,6 +116,7 @@ class Registrar {
 
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
+  TaskScope scope_;  // last: the loops use the members above
 };
 
 }  // namespace sidecar::runtime

@@ -1,0 +1,50 @@
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/daemon/agent_internal.hpp"
+
+// The admin endpoint's view of the agent: the snapshot sources, the reload metrics and the drain hooks.
+namespace sidecar::daemon {
+
+SnapshotSources Agent::sources() const {
+  SnapshotSources src;
+  src.manifest = &manifest_;
+  src.registrar = registrar_.get();
+  for (const auto& s : services_) src.services.push_back({s.key_index, s.health.get()});
+  src.discoveries = &discoveries_;
+  src.mirrors = &mirrors_;
+  src.shutting_down = &shutting_down_;
+  src.config = config_;
+  src.start_time_unix = start_time_unix_;
+  src.version = SIDECAR_VERSION;
+  return src;
+}
+
+void Agent::setup_admin() {
+  admin_->handlers().snapshot = [this] { return collect_snapshot(sources()); };
+  admin_->handlers().metric_collectors.push_back(
+      [this](std::vector<core::MetricFamily>& out) { collect_check_metrics(sources(), out); });
+  admin_->handlers().metric_collectors.push_back([this](std::vector<core::MetricFamily>& out) {
+    out.push_back({"etcd_sidecar_reloads_total", "Manifest reloads applied (SIGHUP)", core::MetricType::kCounter,
+                   {{{}, static_cast<double>(reloads_)}}, {}});
+    out.push_back({"etcd_sidecar_reload_failures_total",
+                   "Manifest reloads rejected (invalid or unreadable manifest); the old one kept running",
+                   core::MetricType::kCounter, {{{}, static_cast<double>(reload_failures_)}}, {}});
+    out.push_back({"etcd_sidecar_config_info", "The running manifest; the value is always 1",
+                   core::MetricType::kGauge, {{{{"path", config_.path}, {"hash", config_.hash}}, 1.0}}, {}});
+  });
+  admin_->handlers().status_decorators.push_back([this](nlohmann::json& doc) {
+    doc["drained"] = registrar_ != nullptr && registrar_->drained();
+    doc["reloads"] = {{"applied", reloads_}, {"failed", reload_failures_}};
+  });
+  // POST /v1/drain and /v1/undrain: the same as SIGUSR1/SIGUSR2, for a Kubernetes preStop hook.
+  admin_->handlers().drain = [this](bool drain) {
+    if (shutting_down_) return false;
+    if (registrar_) registrar_->set_drained(drain, drain ? "POST /v1/drain" : "POST /v1/undrain");
+    return true;
+  };
+  admin_->start();
+}
+
+}  // namespace sidecar::daemon

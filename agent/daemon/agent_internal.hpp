@@ -1,0 +1,132 @@
+// Owns: the Agent class behind run_agent(): every component of one running agent. Its members are defined
+//       by concern: agent.cpp (start and wiring), agent_reload.cpp, agent_shutdown.cpp, agent_admin.cpp.
+// Thread: the main thread runs the io_context; every member function runs on it (the writer pool only
+//         writes files and the lease state file).
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/manifest.hpp"
+#include "agent/daemon/agent.hpp"
+#include "agent/daemon/exit_codes.hpp"
+#include "agent/daemon/lease_state_file.hpp"
+#include "agent/daemon/snapshot.hpp"
+#include "agent/daemon/watchdog.hpp"
+#include "agent/etcd/client.hpp"
+#include "agent/etcd/completion_bridge.hpp"
+#include "agent/runtime/admin_server.hpp"
+#include "agent/runtime/config_mirror.hpp"
+#include "agent/runtime/discovery.hpp"
+#include "agent/runtime/file_watch.hpp"
+#include "agent/runtime/health_monitor.hpp"
+#include "agent/runtime/registrar.hpp"
+#include "agent/runtime/task_scope.hpp"
+
+namespace sidecar::daemon {
+
+namespace asio = boost::asio;
+
+// Templates are read at start and at every reload: a missing or broken one is a config error, not a
+// runtime surprise. One entry per discovery (empty for the other formats).
+bool load_templates(const core::Manifest& manifest, std::vector<std::string>* templates);
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions options);
+  ~Agent();
+  int run();
+
+ private:
+  // One manifest service: its key in the registrar (stable across reloads) and its checks.
+  struct ServiceSlot {
+    size_t key_index = 0;
+    std::unique_ptr<runtime::HealthMonitor> health;
+  };
+  enum class Exit { kDeregister, kHandover };
+
+  // agent.cpp: building the components.
+  void ensure_registrar(std::vector<core::DesiredKey> keys);
+  std::unique_ptr<runtime::HealthMonitor> make_health(const core::ServiceSpec& spec, size_t key_index);
+  std::unique_ptr<runtime::Discovery> make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl);
+  std::unique_ptr<runtime::ConfigMirror> make_mirror(const core::ConfigSpec& spec);
+  void on_ready();
+  void watch_manifest_file();
+
+  // agent_admin.cpp
+  SnapshotSources sources() const;
+  void setup_admin();
+
+  // agent_reload.cpp
+  void reload(const std::string& trigger);
+  bool apply_reload(core::Manifest next);
+  // A component a reload removed or replaced: stopped now, destroyed once its loops have ended.
+  template <class Component>
+  void dispose(std::unique_ptr<Component> component) {
+    component->stop();
+    scope_.spawn("dispose", runtime::join_and_destroy(std::move(component)));
+  }
+
+  // agent_shutdown.cpp
+  void on_signal(const boost::system::error_code& ec, int signo);
+  void begin_exit(Exit how, std::chrono::milliseconds deadline);
+  void on_exit_deadline();
+  void deregister();
+  void stop_health();
+  void stop_consumers();
+  asio::awaitable<void> join_consumers();
+  asio::awaitable<void> shutdown_sequence();
+  asio::awaitable<void> drain_then(std::chrono::milliseconds delay);
+  asio::awaitable<void> handover_sequence();
+  asio::awaitable<void> flush_writer();
+  void finish_handover();
+  void on_loop_failure(const std::string& task);
+
+  AgentOptions options_;
+  core::Manifest manifest_;  // what is running now: replaced by a successful reload
+  std::vector<std::string> templates_;
+  asio::io_context io_;
+  // File writes (fsync) run here, off the event loop, so a slow disk never delays a keepalive.
+  asio::thread_pool writer_;
+  double start_time_unix_ = 0;
+  bool shutting_down_ = false;
+  bool handed_over_ = false;
+  bool ready_ = false;
+  std::string reload_trigger_ = "SIGHUP";
+  std::unique_ptr<runtime::FileWatch> manifest_watch_;
+  std::unique_ptr<etcd::Client> client_;
+  std::unique_ptr<runtime::AdminServer> admin_;
+  std::optional<LeaseStateFile> state_file_;
+  bool lease_recorded_ = false;
+  std::unique_ptr<runtime::Registrar> registrar_;
+  // One completion queue (and poller thread) for every service's gRPC checks; outlives the monitors.
+  std::unique_ptr<etcd::CompletionBridge> check_bridge_;
+  std::vector<ServiceSlot> services_;  // in manifest order
+  std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
+  std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
+  core::ConfigVersion config_;
+  uint64_t reloads_ = 0;
+  uint64_t reload_failures_ = 0;
+  std::unique_ptr<Watchdog> watchdog_;
+  int exit_code_ = kExitOk;
+  // The one hard deadline of every exit path (see begin_exit); armed once.
+  asio::steady_timer exit_deadline_;
+  Exit exit_how_ = Exit::kDeregister;
+  std::chrono::milliseconds exit_budget_{0};
+  asio::steady_timer drain_delay_;
+  asio::signal_set signals_;
+  // The agent's own coroutines: the shutdown and handover sequences and the disposal of replaced
+  // components. Last, so it is destroyed first (it only checks that nothing of it is still running).
+  runtime::TaskScope scope_;
+};
+
+}  // namespace sidecar::daemon
