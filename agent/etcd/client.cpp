@@ -3,6 +3,7 @@
 #include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <mutex>
 
 namespace sidecar::etcd {
@@ -127,11 +128,11 @@ void Client::connect(Endpoint& ep) {
   std::shared_ptr<grpc::ChannelCredentials> creds =
       ep.tls ? grpc::SslCredentials(tls_->ssl) : grpc::InsecureChannelCredentials();
   ep.channel = grpc::CreateCustomChannel(ep.target, creds, args);
-  ep.kv = pb::KV::NewStub(ep.channel);
-  ep.lease = pb::Lease::NewStub(ep.channel);
-  ep.watch = pb::Watch::NewStub(ep.channel);
-  ep.maintenance = pb::Maintenance::NewStub(ep.channel);
-  ep.auth = pb::Auth::NewStub(ep.channel);
+  ep.stubs.kv = pb::KV::NewStub(ep.channel);
+  ep.stubs.lease = pb::Lease::NewStub(ep.channel);
+  ep.stubs.watch = pb::Watch::NewStub(ep.channel);
+  ep.stubs.maintenance = pb::Maintenance::NewStub(ep.channel);
+  ep.stubs.auth = pb::Auth::NewStub(ep.channel);
 }
 
 bool Client::reload_tls(std::string* error) {
@@ -207,14 +208,14 @@ std::shared_ptr<Stream> Client::open_stream(PrepareFn prepare_call, milliseconds
 
 std::shared_ptr<WatchStream> Client::new_watch_stream() {
   return open_stream<WatchStream>(
-      [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) { return ep.watch->PrepareAsyncWatch(ctx, cq); },
+      [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) { return ep.stubs.watch->PrepareAsyncWatch(ctx, cq); },
       milliseconds(0));
 }
 
 std::shared_ptr<KeepAliveStream> Client::new_keepalive_stream() {
   return open_stream<KeepAliveStream>(
       [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
-        return ep.lease->PrepareAsyncLeaseKeepAlive(ctx, cq);
+        return ep.stubs.lease->PrepareAsyncLeaseKeepAlive(ctx, cq);
       },
       options_.keepalive_reply_timeout);
 }
@@ -254,6 +255,59 @@ void Client::mark_answered(const std::string& target) {
   }
 }
 
+// ------------------------------------------------------------------------------------------------ unary calls
+
+void Client::run(std::shared_ptr<detail::UnaryOp> op) {
+  if (stopping_) {
+    asio::post(io_, [op = std::move(op)] { op->complete(grpc::Status(grpc::StatusCode::CANCELLED, "client shut down")); });
+    return;
+  }
+  with_token([this, op = std::move(op)](const grpc::Status& auth) mutable {
+    if (!auth.ok()) {
+      op->complete(auth);
+      return;
+    }
+    send(std::move(op));
+  });
+}
+
+void Client::send(std::shared_ptr<detail::UnaryOp> op) {
+  // One attempt: a ClientContext cannot be reused, so a retry gets a new one.
+  struct Attempt {
+    grpc::ClientContext ctx;
+    grpc::Status status;
+    std::string endpoint;
+    std::string token;
+  };
+  auto attempt = std::make_unique<Attempt>();
+  Endpoint& ep = endpoints_[current_];
+  attempt->endpoint = ep.target;
+  attempt->token = token_;
+  prepare(attempt->ctx, op->timeout());
+  if (!attempt->token.empty()) attempt->ctx.AddMetadata("token", attempt->token);
+  Attempt* raw = attempt.get();
+  inflight_.insert(&raw->ctx);
+  auto done = [this, attempt = std::move(attempt), op, work = asio::make_work_guard(io_)](bool) mutable {
+    inflight_.erase(&attempt->ctx);
+    if (!attempt->status.ok() && options_.auth.enabled() && op->may_retry() && !stopping_ &&
+        is_auth_token_error(attempt->status)) {
+      // Expired token (simple tokens live 300 s by default) or the auth store moved on: authenticate again
+      // and send the same request once more.
+      op->mark_retried();
+      drop_token(attempt->token);
+      run(std::move(op));
+      return;
+    }
+    if (!attempt->status.ok()) {
+      report_failure(attempt->endpoint, attempt->status);
+    } else {
+      mark_answered(attempt->endpoint);
+    }
+    op->complete(std::move(attempt->status));
+  };
+  op->start(ep.stubs, raw->ctx, bridge_.cq(), &raw->status, make_tag(std::move(done)));
+}
+
 // ------------------------------------------------------------------------------------------------ auth
 
 void Client::with_token(TokenWaiter then) {
@@ -286,36 +340,15 @@ void Client::authenticate() {
     });
     return;
   }
-  struct Call {
-    grpc::ClientContext ctx;
-    pb::AuthenticateRequest request;
-    pb::AuthenticateResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::AuthenticateResponse>> reader;
-    std::string endpoint;
-  };
-  auto call = std::make_unique<Call>();
-  call->request.set_name(options_.auth.username);
-  call->request.set_password(std::move(*password));
-  Endpoint& ep = endpoints_[current_];
-  call->endpoint = ep.target;
-  prepare(call->ctx, std::max(options_.request_timeout, kAuthenticateTimeout));
-  call->reader = ep.auth->PrepareAsyncAuthenticate(&call->ctx, call->request, bridge_.cq());
-  // The password is in the request only as long as gRPC needs it to serialise the call.
-  call->reader->StartCall();
-  call->request.clear_password();
-  inflight_.insert(&call->ctx);
-  Call* raw = call.get();
-  raw->reader->Finish(&raw->response, &raw->status,
-                      make_tag([this, call = std::move(call), work = asio::make_work_guard(io_)](bool) mutable {
-                        inflight_.erase(&call->ctx);
-                        if (!call->status.ok()) {
-                          report_failure(call->endpoint, call->status);
-                        } else {
-                          mark_answered(call->endpoint);
-                        }
-                        finish_authentication(call->status, std::move(*call->response.mutable_token()));
-                      }));
+  pb::AuthenticateRequest request;
+  request.set_name(options_.auth.username);
+  request.set_password(std::move(*password));
+  // Sent once (`once`), so the request and the password in it are dropped as soon as gRPC serialised them.
+  send(detail::make_unary_op(&Stubs::auth, &pb::Auth::Stub::PrepareAsyncAuthenticate, std::move(request),
+                             std::max(options_.request_timeout, kAuthenticateTimeout), true,
+                             [this](RpcResult<pb::AuthenticateResponse> result) {
+                               finish_authentication(result.status, std::move(*result.response.mutable_token()));
+                             }));
 }
 
 void Client::finish_authentication(const grpc::Status& status, std::string token) {
