@@ -27,7 +27,7 @@ void read_lease(Reader& r, const Entry& section, Duration& lease_ttl) {
     r.error(e->value, field, "must be at most 1h, got " + format_duration(*ttl));
   } else if (ttl->count() % 1000 != 0) {
     r.error(e->value, field,
-          "must be a whole number of seconds (etcd lease TTLs have second granularity), got " + e->value.Scalar());
+            "must be a whole number of seconds (etcd lease TTLs have second granularity), got " + e->value.Scalar());
   } else {
     lease_ttl = *ttl;
   }

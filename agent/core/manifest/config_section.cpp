@@ -7,21 +7,28 @@ namespace {
 constexpr std::string_view kConfigKeys[] = {"key",  "prefix",    "output",   "default",
                                             "format", "mode", "on_change", "command_timeout"};
 
+// The etcd path of `key:` or `prefix:`: written out (a bare `key:` is "is required") and starting with '/'.
+std::optional<std::string> etcd_path(Reader& r, const Entry& e, const std::string& field) {
+  if (e.value.IsNull()) {
+    r.error(e.key_node, field, "is required");
+    return std::nullopt;
+  }
+  std::optional<std::string> v = r.text(e, field, Need::kNonEmpty);
+  if (v && v->front() != '/') {
+    r.error(e.value, field, "must start with '/', got '" + *v + "'");
+    return std::nullopt;
+  }
+  return v;
+}
+
 }  // namespace
 
 void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out) {
-  const std::optional<YAML::Node> items = r.sequence(section, "config", "entry");
-  if (!items) return;
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    const YAML::Node item = (*items)[i];
-    const std::string path = index_path("config", i);
-    const std::optional<MapView> map = r.open_map(item, path, kConfigKeys);
-    if (!map) continue;
-    ConfigSpec spec;
-    spec.where = r.location(item);
+  r.read_items(section, "config", "entry", kConfigKeys, out,
+               [&](ConfigSpec& spec, const YAML::Node& item, const std::string& path, const MapView& map) {
 
-    const Entry* key = map->find("key");
-    const Entry* prefix = map->find("prefix");
+    const Entry* key = map.find("key");
+    const Entry* prefix = map.find("prefix");
     if (key != nullptr && prefix != nullptr) {
       const Entry* later = r.location(key->key_node).line > r.location(prefix->key_node).line ? key : prefix;
       r.error(later->key_node, path, "has both key and prefix; use exactly one");
@@ -29,26 +36,14 @@ void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out) 
       r.error(item, path, "needs either key (one value) or prefix (every key below it)");
     } else if (key != nullptr) {
       const std::string field = join_path(path, "key");
-      if (key->value.IsNull()) {
-        r.error(key->key_node, field, "is required");
-      } else if (auto v = r.text(*key, field, Need::kNonEmpty)) {
-        if (v->front() != '/') {
-          r.error(key->value, field, "must start with '/', got '" + *v + "'");
-        } else {
-          if (v->back() == '/') {
-            r.warn(key->value, field, "ends with '/'; use prefix: to mirror every key below it");
-          }
-          spec.key = std::move(*v);
-        }
+      if (auto v = etcd_path(r, *key, field)) {
+        if (v->back() == '/') r.warn(key->value, field, "ends with '/'; use prefix: to mirror every key below it");
+        spec.key = std::move(*v);
       }
     } else {
       const std::string field = join_path(path, "prefix");
-      if (prefix->value.IsNull()) {
-        r.error(prefix->key_node, field, "is required");
-      } else if (auto v = r.text(*prefix, field, Need::kNonEmpty)) {
-        if (v->front() != '/') {
-          r.error(prefix->value, field, "must start with '/', got '" + *v + "'");
-        } else if (v->back() != '/') {
+      if (auto v = etcd_path(r, *prefix, field)) {
+        if (v->back() != '/') {
           r.error(prefix->value, field, "must end with '/', got '" + *v + "' (did you mean '" + *v + "/'?)");
         } else {
           spec.prefix = std::move(*v);
@@ -56,8 +51,8 @@ void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out) 
       }
     }
 
-    read_output(r, *map, path, {spec.output, spec.mode, spec.on_change, spec.command_timeout});
-    if (const Entry* e = map->find("default")) {
+    read_output(r, map, path, {spec.output, spec.mode, spec.on_change, spec.command_timeout});
+    if (const Entry* e = map.find("default")) {
       const std::string field = join_path(path, "default");
       if (prefix != nullptr && key == nullptr) {
         r.error(e->key_node, field, "only applies to key: entries");
@@ -67,7 +62,7 @@ void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out) 
         spec.default_value = std::string();
       }
     }
-    if (const Entry* e = map->find("format")) {
+    if (const Entry* e = map.find("format")) {
       const std::string field = join_path(path, "format");
       if (key != nullptr && prefix == nullptr) {
         r.error(e->key_node, field, "only applies to prefix: entries (a key is written as its raw value)");
@@ -76,8 +71,7 @@ void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out) 
         if (auto v = r.choice<std::string_view>(*e, field, kFormats)) spec.format = std::string(*v);
       }
     }
-    out.push_back(std::move(spec));
-  }
+  });
 }
 
 }  // namespace sidecar::core::manifest

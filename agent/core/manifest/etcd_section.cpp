@@ -26,7 +26,7 @@ void read_auth(Reader& r, const MapView& map, const std::string& path, EtcdSpec&
     const std::string field = join_path(path, names[i]);
     if (chosen != nullptr) {
       r.error(e->key_node, field,
-            std::string("only one password source is allowed; ") + chosen_name + " is already set");
+              std::string("only one password source is allowed; ") + chosen_name + " is already set");
       continue;
     }
     chosen = e;
@@ -37,7 +37,7 @@ void read_auth(Reader& r, const MapView& map, const std::string& path, EtcdSpec&
   }
   if (user != nullptr && chosen == nullptr) {
     r.error(user->key_node, join_path(path, "username"),
-          "needs a password: set one of password_file, password_env or password");
+            "needs a password: set one of password_file, password_env or password");
   }
   if (chosen == sources[0] && chosen != nullptr) {
     if (auto v = r.text(*chosen, join_path(path, "password_file"), Need::kNonEmpty)) etcd.password_file = std::move(*v);
@@ -66,8 +66,8 @@ void read_auth(Reader& r, const MapView& map, const std::string& path, EtcdSpec&
       } else {
         if (chosen->value.Scalar().find("${") == std::string::npos) {
           r.warn(chosen->key_node, field,
-               "a literal password is readable by anyone who can read this manifest; prefer password_file or "
-               "password_env");
+                 "a literal password is readable by anyone who can read this manifest; prefer password_file or "
+                 "password_env");
         }
         etcd.password = std::move(x.value);
       }

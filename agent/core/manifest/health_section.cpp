@@ -95,7 +95,7 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
       return r.location(a->key_node).line < r.location(b->key_node).line;
     });
     r.error(types[1]->key_node, path,
-          "has more than one check type (" + types[0]->key + " and " + types[1]->key + "); use one per check");
+            "has more than one check type (" + types[0]->key + " and " + types[1]->key + "); use one per check");
     return std::nullopt;
   }
   const Entry& type_entry = *types.front();
@@ -108,8 +108,8 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
     spec.type = CheckType::kExec;
     if (!type_entry.value.IsSequence()) {
       r.error(type_entry.value, type_field,
-            "expected a list of arguments (run without a shell), e.g. [\"/usr/local/bin/check\", \"--quick\"], got " +
-                describe(type_entry.value));
+              "expected a list of arguments (run without a shell), e.g. [\"/usr/local/bin/check\", \"--quick\"], got " +
+                  describe(type_entry.value));
     } else if (type_entry.value.size() == 0) {
       r.error(type_entry.value, type_field, "must name a program to run");
     } else {
@@ -137,7 +137,7 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
       HostPort hp = split_host_port(*value, 0);
       if (!hp.error.empty()) {
         r.error(type_entry.value, type_field,
-              "invalid address '" + *value + "': " + hp.error + " (expected host:port)");
+                "invalid address '" + *value + "': " + hp.error + " (expected host:port)");
       } else {
         spec.host = std::move(hp.host);
         spec.port = hp.port;
@@ -182,8 +182,8 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
       spec.timeout = *d;
       if (interval_ok && spec.timeout >= spec.interval) {
         r.error(e->value, field,
-              "must be less than interval (" + format_duration(spec.interval) + "), got " +
-                  format_duration(spec.timeout) + ": a check must end before the next one is due");
+                "must be less than interval (" + format_duration(spec.interval) + "), got " +
+                    format_duration(spec.timeout) + ": a check must end before the next one is due");
       }
     }
   } else {

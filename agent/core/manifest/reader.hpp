@@ -75,6 +75,25 @@ class Reader {
   const Entry* require(const MapView& map, std::string_view key, const std::string& path);
   // The items of a list section; `noun` names one item for the "forgot the dash" hint.
   std::optional<YAML::Node> sequence(const Entry& e, const std::string& field, std::string_view noun);
+  // For each item of the list section `e` that is a map of `known` keys: a new Spec with its `where` set,
+  // filled by `read(spec, item, path, map)` and appended to `out`. The other items are reported. `field` is
+  // the section's path, `noun` names one item as for sequence().
+  template <typename Spec, typename Read>
+  void read_items(const Entry& e, const std::string& field, std::string_view noun,
+                  std::span<const std::string_view> known, std::vector<Spec>& out, Read&& read) {
+    const std::optional<YAML::Node> items = sequence(e, field, noun);
+    if (!items) return;
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      const YAML::Node item = (*items)[i];
+      const std::string path = index_path(field, i);
+      const std::optional<MapView> map = open_map(item, path, known);
+      if (!map) continue;
+      Spec spec;
+      spec.where = location(item);
+      read(spec, item, path, *map);
+      out.push_back(std::move(spec));
+    }
+  }
 
   // Expanded text; kNonEmpty reports an empty result, naming the ${...} that produced it.
   std::optional<std::string> text(const Entry& e, const std::string& field, Need need,

@@ -36,29 +36,22 @@ void read_metadata(Reader& r, const Entry& section, const std::string& path, std
 }  // namespace
 
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out) {
-  const std::optional<YAML::Node> items = r.sequence(section, "services", "service");
-  if (!items) return;
   std::map<std::pair<std::string, std::string>, int> first_line;
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    const YAML::Node item = (*items)[i];
-    const std::string path = index_path("services", i);
-    const std::optional<MapView> map = r.open_map(item, path, kServiceKeys);
-    if (!map) continue;
-    ServiceSpec spec;
-    spec.where = r.location(item);
+  r.read_items(section, "services", "service", kServiceKeys, out,
+               [&](ServiceSpec& spec, const YAML::Node& item, const std::string& path, const MapView& map) {
     bool complete = true;
 
-    if (const Entry* e = r.require(*map, "name", path)) {
+    if (const Entry* e = r.require(map, "name", path)) {
       if (auto v = r.identifier(*e, join_path(path, "name"))) spec.name = std::move(*v); else complete = false;
     } else {
       complete = false;
     }
-    if (const Entry* e = r.require(*map, "id", path)) {
+    if (const Entry* e = r.require(map, "id", path)) {
       if (auto v = r.identifier(*e, join_path(path, "id"))) spec.id = std::move(*v); else complete = false;
     } else {
       complete = false;
     }
-    if (const Entry* e = map->get("address")) {
+    if (const Entry* e = map.get("address")) {
       const std::string field = join_path(path, "address");
       if (auto v = r.text(*e, field, Need::kNonEmpty)) {
         if (!valid_address(*v)) {
@@ -68,17 +61,17 @@ void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& ou
         }
       }
     }
-    if (const Entry* e = r.require(*map, "port", path)) {
+    if (const Entry* e = r.require(map, "port", path)) {
       if (auto v = r.integer(*e, join_path(path, "port"), 1, 65535)) spec.port = static_cast<int>(*v);
     }
-    if (const Entry* e = map->get("metadata")) read_metadata(r, *e, join_path(path, "metadata"), spec.metadata);
-    if (const Entry* e = map->get("value_format")) {
+    if (const Entry* e = map.get("metadata")) read_metadata(r, *e, join_path(path, "metadata"), spec.metadata);
+    if (const Entry* e = map.get("value_format")) {
       static constexpr Choice<ValueFormat> kFormats[] = {{"sidecar", ValueFormat::kSidecarJson},
                                                          {"etcd-endpoints", ValueFormat::kEtcdEndpoints}};
       if (auto v = r.choice<ValueFormat>(*e, join_path(path, "value_format"), kFormats)) spec.value_format = *v;
     }
-    if (const Entry* e = map->get("checks")) read_checks(r, *e, join_path(path, "checks"), spec.checks);
-    if (const Entry* e = map->get("initial_status")) {
+    if (const Entry* e = map.get("checks")) read_checks(r, *e, join_path(path, "checks"), spec.checks);
+    if (const Entry* e = map.get("initial_status")) {
       static constexpr Choice<InitialStatus> kStatuses[] = {{"critical", InitialStatus::kCritical},
                                                             {"passing", InitialStatus::kPassing}};
       if (auto v = r.choice<InitialStatus>(*e, join_path(path, "initial_status"), kStatuses)) {
@@ -90,12 +83,11 @@ void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& ou
       const auto [seen, inserted] = first_line.emplace(std::pair(spec.name, spec.id), spec.where.line);
       if (!inserted) {
         r.error(item, path,
-              "duplicate service " + spec.name + "/" + spec.id + ", first defined at line " +
-                  std::to_string(seen->second));
+                "duplicate service " + spec.name + "/" + spec.id + ", first defined at line " +
+                    std::to_string(seen->second));
       }
     }
-    out.push_back(std::move(spec));
-  }
+  });
 }
 
 }  // namespace sidecar::core::manifest
