@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/core/auth_token.hpp"
 #include "agent/core/manifest.hpp"
 #include "agent/etcd/completion_bridge.hpp"
 #include "agent/etcd/credentials.hpp"
@@ -117,9 +118,9 @@ class Client {
   // channels stay then. For a reload (SIGHUP).
   bool reload_tls(std::string* error);
   // True once an Authenticate succeeded (or etcd said auth is off); for status reporting. Never the token.
-  bool authenticated() const { return auth_state_ == AuthState::kHaveToken; }
+  bool authenticated() const { return auth_.has_token(); }
   // How many Authenticate calls succeeded; tests and metrics watch this to see tokens being renewed.
-  uint64_t authentications() const { return authentications_; }
+  uint64_t authentications() const { return auth_.authentications(); }
   const std::string& current_endpoint() const { return endpoints_[current_].target; }
   size_t endpoint_count() const { return endpoints_.size(); }
 
@@ -140,9 +141,6 @@ class Client {
     bool answered = false;  // some call on it succeeded once; sharpens the TLS failure explanations
   };
 
-  // No token yet -> Authenticate in flight -> token (or auth off on the server); a refused password waits
-  // out a growing backoff before the next attempt, and calls made meanwhile fail at once with its reason.
-  enum class AuthState { kNoToken, kAuthenticating, kHaveToken, kRefused };
   using TokenWaiter = std::function<void(const grpc::Status&)>;
 
   Client(asio::io_context& io, ClientOptions options);
@@ -152,7 +150,7 @@ class Client {
   void maybe_reload_tls();
   void mark_answered(const std::string& target);
 
-  // Runs `then(OK)` once a call may go out with token_ (at once when auth is off or a token is held), or
+  // Runs `then(OK)` once a call may go out with auth_.token() (at once when auth is off or a token is held), or
   // `then(error)` when authentication failed. Always on the io_context thread; never re-entrant for errors.
   void with_token(TokenWaiter then);
   void authenticate();
@@ -193,15 +191,10 @@ class Client {
   std::chrono::steady_clock::time_point tls_checked_at_{};
   std::string tls_problem_;  // the last TLS explanation logged, so each is said once per change
 
-  // Auth.
-  AuthState auth_state_ = AuthState::kNoToken;
-  std::string token_;
+  // Auth: when to authenticate and which token is current (core::AuthToken decides), and the calls
+  // waiting for the Authenticate in flight.
+  core::AuthToken auth_;
   std::vector<TokenWaiter> token_waiters_;
-  grpc::Status refusal_;                              // what calls get while kRefused
-  std::chrono::steady_clock::time_point retry_auth_at_{};
-  milliseconds auth_backoff_{0};
-  uint64_t authentications_ = 0;
-  bool auth_off_warned_ = false;
 };
 
 }  // namespace sidecar::etcd
