@@ -17,7 +17,66 @@ MetricFamily family(std::string name, std::string help, MetricType type) {
   return f;
 }
 
-Labels watch_labels(const WatchSnapshot& w) { return {{"kind", w.kind}, {"name", w.name}}; }
+// A family with one unlabelled sample: the agent-wide figures.
+MetricFamily single(std::string name, std::string help, MetricType type, double value) {
+  MetricFamily f = family(std::move(name), std::move(help), type);
+  f.samples.push_back({{}, value});
+  return f;
+}
+
+enum class LabelSet { kWatch, kOutput, kService, kSource };
+enum class Only { kAll, kDiscover, kConfig };
+
+Labels labels_of(LabelSet set, const WatchSnapshot& w) {
+  switch (set) {
+    case LabelSet::kWatch: return {{"kind", w.kind}, {"name", w.name}};
+    case LabelSet::kOutput: return {{"kind", w.kind}, {"output", w.output}};
+    case LabelSet::kService: return {{"service", w.name}};
+    case LabelSet::kSource: return {{"source", w.name}};
+  }
+  return {};
+}
+
+// The families with a sample per watch, in the order they are exposed: a table, so that adding one is a row.
+struct PerWatch {
+  const char* name;
+  const char* help;
+  MetricType type;
+  LabelSet labels;
+  Only only;
+  double (*value)(const WatchSnapshot&);
+};
+constexpr MetricType kCounter = MetricType::kCounter;
+constexpr MetricType kGauge = MetricType::kGauge;
+const PerWatch kPerWatch[] = {
+    {"etcd_sidecar_watch_starts_total", "Watch streams started (the first one included).", kCounter,
+     LabelSet::kWatch, Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.watch_starts); }},
+    {"etcd_sidecar_watch_resyncs_total",
+     "Full re-reads of a watched prefix after compaction, a wiped or a replaced etcd.", kCounter, LabelSet::kWatch,
+     Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.resyncs); }},
+    {"etcd_sidecar_watch_revision", "Last etcd revision applied.", kGauge, LabelSet::kWatch, Only::kAll,
+     [](const WatchSnapshot& w) { return static_cast<double>(w.revision); }},
+    {"etcd_sidecar_watch_synced", "1 once the prefix has been read for the first time.", kGauge, LabelSet::kWatch,
+     Only::kAll, [](const WatchSnapshot& w) { return w.synced ? 1.0 : 0.0; }},
+    {"etcd_sidecar_discovered_instances", "Usable instances per discovered service.", kGauge, LabelSet::kService,
+     Only::kDiscover, [](const WatchSnapshot& w) { return static_cast<double>(w.count); }},
+    {"etcd_sidecar_invalid_values_total",
+     "Values under a discovered service that could not be understood (each put once).", kCounter,
+     LabelSet::kService, Only::kDiscover,
+     [](const WatchSnapshot& w) { return static_cast<double>(w.invalid_values_total); }},
+    {"etcd_sidecar_config_keys", "Keys mirrored per config entry.", kGauge, LabelSet::kSource, Only::kConfig,
+     [](const WatchSnapshot& w) { return static_cast<double>(w.count); }},
+    {"etcd_sidecar_file_writes_total", "Output files replaced.", kCounter, LabelSet::kOutput, Only::kAll,
+     [](const WatchSnapshot& w) { return static_cast<double>(w.writes); }},
+    {"etcd_sidecar_file_write_failures_total", "Output file writes that failed.", kCounter, LabelSet::kOutput,
+     Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.write_failures); }},
+    {"etcd_sidecar_check_command_failures_total", "Rendered files rejected by check_command.", kCounter,
+     LabelSet::kOutput, Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.check_failures); }},
+    {"etcd_sidecar_on_change_runs_total", "on_change commands run.", kCounter, LabelSet::kOutput, Only::kAll,
+     [](const WatchSnapshot& w) { return static_cast<double>(w.on_change_runs); }},
+    {"etcd_sidecar_on_change_failures_total", "on_change commands that failed or timed out.", kCounter,
+     LabelSet::kOutput, Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.on_change_failures); }},
+};
 
 }  // namespace
 
@@ -90,36 +149,26 @@ std::vector<MetricFamily> agent_metrics(const AgentSnapshot& s) {
   auto build = family("etcd_sidecar_build_info", "Build information; the value is always 1.", MetricType::kGauge);
   build.samples.push_back({{{"version", s.version}}, 1});
   out.push_back(std::move(build));
-  auto start = family("etcd_sidecar_start_time_seconds", "Start time of the agent since the Unix epoch.",
-                      MetricType::kGauge);
-  start.samples.push_back({{}, s.start_time_unix});
-  out.push_back(std::move(start));
-  auto ready = family("etcd_sidecar_ready", "1 when /readyz answers 200.", MetricType::kGauge);
-  ready.samples.push_back({{}, evaluate_readiness(s).ready ? 1.0 : 0.0});
-  out.push_back(std::move(ready));
+  out.push_back(single("etcd_sidecar_start_time_seconds", "Start time of the agent since the Unix epoch.", kGauge,
+                       s.start_time_unix));
+  out.push_back(single("etcd_sidecar_ready", "1 when /readyz answers 200.", kGauge,
+                       evaluate_readiness(s).ready ? 1.0 : 0.0));
 
   // ---- lease
-  auto alive = family("etcd_sidecar_lease_alive", "1 while the agent holds a live lease.", MetricType::kGauge);
-  alive.samples.push_back({{}, s.lease.state == "alive" ? 1.0 : 0.0});
-  out.push_back(std::move(alive));
-  auto remaining = family("etcd_sidecar_lease_remaining_seconds",
-                          "Seconds until the lease expires unless renewed (conservative: from the send time).",
-                          MetricType::kGauge);
-  remaining.samples.push_back({{}, s.lease.remaining_seconds.value_or(0)});
-  out.push_back(std::move(remaining));
-  auto grants = family("etcd_sidecar_lease_grants_total", "Leases granted to this agent.", MetricType::kCounter);
-  grants.samples.push_back({{}, static_cast<double>(s.lease.grants)});
-  out.push_back(std::move(grants));
-  auto losses = family("etcd_sidecar_lease_losses_total", "Leases lost (expired, revoked or etcd wiped) and replaced.",
-                       MetricType::kCounter);
-  losses.samples.push_back({{}, static_cast<double>(s.lease.losses)});
-  out.push_back(std::move(losses));
-  auto restored = family("etcd_sidecar_key_restorations_total",
-                         "Registered keys written back after another client deleted or overwrote them, or after "
-                         "a lost lease.",
-                         MetricType::kCounter);
-  restored.samples.push_back({{}, static_cast<double>(s.lease.keys_restored)});
-  out.push_back(std::move(restored));
+  out.push_back(single("etcd_sidecar_lease_alive", "1 while the agent holds a live lease.", kGauge,
+                       s.lease.state == "alive" ? 1.0 : 0.0));
+  out.push_back(single("etcd_sidecar_lease_remaining_seconds",
+                       "Seconds until the lease expires unless renewed (conservative: from the send time).", kGauge,
+                       s.lease.remaining_seconds.value_or(0)));
+  out.push_back(single("etcd_sidecar_lease_grants_total", "Leases granted to this agent.", kCounter,
+                       static_cast<double>(s.lease.grants)));
+  out.push_back(single("etcd_sidecar_lease_losses_total",
+                       "Leases lost (expired, revoked or etcd wiped) and replaced.", kCounter,
+                       static_cast<double>(s.lease.losses)));
+  out.push_back(single("etcd_sidecar_key_restorations_total",
+                       "Registered keys written back after another client deleted or overwrote them, or after "
+                       "a lost lease.",
+                       kCounter, static_cast<double>(s.lease.keys_restored)));
   auto rtt = family("etcd_sidecar_keepalive_rtt_seconds", "Round trip of lease keepalive requests.",
                     MetricType::kHistogram);
   rtt.histograms.push_back(s.lease.keepalive_rtt);
@@ -140,51 +189,14 @@ std::vector<MetricFamily> agent_metrics(const AgentSnapshot& s) {
   out.push_back(std::move(registered));
   out.push_back(std::move(state));
 
-  // ---- watches, files, commands
-  auto starts = family("etcd_sidecar_watch_starts_total", "Watch streams started (the first one included).",
-                       MetricType::kCounter);
-  auto resyncs = family("etcd_sidecar_watch_resyncs_total",
-                        "Full re-reads of a watched prefix after compaction, a wiped or a replaced etcd.",
-                        MetricType::kCounter);
-  auto revision = family("etcd_sidecar_watch_revision", "Last etcd revision applied.", MetricType::kGauge);
-  auto synced = family("etcd_sidecar_watch_synced", "1 once the prefix has been read for the first time.",
-                       MetricType::kGauge);
-  auto instances = family("etcd_sidecar_discovered_instances", "Usable instances per discovered service.",
-                          MetricType::kGauge);
-  auto invalid = family("etcd_sidecar_invalid_values_total",
-                        "Values under a discovered service that could not be understood (each put once).",
-                        MetricType::kCounter);
-  auto config_keys = family("etcd_sidecar_config_keys", "Keys mirrored per config entry.", MetricType::kGauge);
-  auto writes = family("etcd_sidecar_file_writes_total", "Output files replaced.", MetricType::kCounter);
-  auto failures = family("etcd_sidecar_file_write_failures_total", "Output file writes that failed.",
-                         MetricType::kCounter);
-  auto check_failures = family("etcd_sidecar_check_command_failures_total",
-                               "Rendered files rejected by check_command.", MetricType::kCounter);
-  auto runs = family("etcd_sidecar_on_change_runs_total", "on_change commands run.", MetricType::kCounter);
-  auto run_failures = family("etcd_sidecar_on_change_failures_total",
-                             "on_change commands that failed or timed out.", MetricType::kCounter);
-  for (const WatchSnapshot& w : s.watches) {
-    const Labels l = watch_labels(w);
-    starts.samples.push_back({l, static_cast<double>(w.watch_starts)});
-    resyncs.samples.push_back({l, static_cast<double>(w.resyncs)});
-    revision.samples.push_back({l, static_cast<double>(w.revision)});
-    synced.samples.push_back({l, w.synced ? 1.0 : 0.0});
-    if (w.kind == "discover") {
-      instances.samples.push_back({{{"service", w.name}}, static_cast<double>(w.count)});
-      invalid.samples.push_back({{{"service", w.name}}, static_cast<double>(w.invalid_values_total)});
-    } else {
-      config_keys.samples.push_back({{{"source", w.name}}, static_cast<double>(w.count)});
+  // ---- watches, files, commands: one sample per watch (or per discover / config watch)
+  for (const PerWatch& m : kPerWatch) {
+    MetricFamily f = family(m.name, m.help, m.type);
+    for (const WatchSnapshot& w : s.watches) {
+      if (m.only != Only::kAll && (w.kind == "discover") != (m.only == Only::kDiscover)) continue;
+      f.samples.push_back({labels_of(m.labels, w), m.value(w)});
     }
-    const Labels o = {{"kind", w.kind}, {"output", w.output}};
-    writes.samples.push_back({o, static_cast<double>(w.writes)});
-    failures.samples.push_back({o, static_cast<double>(w.write_failures)});
-    check_failures.samples.push_back({o, static_cast<double>(w.check_failures)});
-    runs.samples.push_back({o, static_cast<double>(w.on_change_runs)});
-    run_failures.samples.push_back({o, static_cast<double>(w.on_change_failures)});
-  }
-  for (auto* f : {&starts, &resyncs, &revision, &synced, &instances, &invalid, &config_keys, &writes, &failures,
-                  &check_failures, &runs, &run_failures}) {
-    out.push_back(std::move(*f));
+    out.push_back(std::move(f));
   }
   return out;
 }

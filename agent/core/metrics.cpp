@@ -8,28 +8,15 @@ namespace sidecar::core {
 
 namespace {
 
-std::string escape_label_value(const std::string& value) {
+// The exposition format escapes backslash and newline everywhere, and '"' inside label values only.
+std::string escape(const std::string& text, bool quotes) {
   std::string out;
-  out.reserve(value.size());
-  for (const char c : value) {
+  out.reserve(text.size());
+  for (const char c : text) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c == '"') {
+    } else if (c == '"' && quotes) {
       out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string escape_help(const std::string& help) {
-  std::string out;
-  for (const char c : help) {
-    if (c == '\\') {
-      out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
     } else {
@@ -48,7 +35,7 @@ void append_labels(std::string& out, const Labels& labels, const std::pair<std::
     first = false;
     out += k;
     out += "=\"";
-    out += escape_label_value(v);
+    out += escape(v, true);
     out += '"';
   };
   for (const auto& [k, v] : labels) one(k, v);
@@ -84,7 +71,7 @@ std::string format_metric_value(double value) {
 std::string render_prometheus(const std::vector<MetricFamily>& families) {
   std::string out;
   for (const MetricFamily& f : families) {
-    out += "# HELP " + f.name + " " + escape_help(f.help) + "\n";
+    out += "# HELP " + f.name + " " + escape(f.help, false) + "\n";
     out += "# TYPE " + f.name + " " + type_name(f.type) + "\n";
     for (const Sample& s : f.samples) {
       out += f.name;

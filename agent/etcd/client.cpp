@@ -3,6 +3,7 @@
 #include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <mutex>
 
 namespace sidecar::etcd {
@@ -50,8 +51,6 @@ bool is_transient(const grpc::Status& status) {
 namespace {
 
 constexpr milliseconds kTlsRecheckInterval{1000};
-constexpr milliseconds kAuthBackoffInitial{1000};
-constexpr milliseconds kAuthBackoffMax{30000};
 constexpr milliseconds kAuthenticateTimeout{5000};  // bcrypt on the server; slow members take a while
 
 }  // namespace
@@ -63,7 +62,8 @@ static void route_grpc_log(gpr_log_func_args* args) {
   spdlog::debug("grpc {}:{}: {}", args->file ? args->file : "?", args->line, args->message ? args->message : "");
 }
 
-Client::Client(asio::io_context& io, ClientOptions options) : io_(io), options_(std::move(options)), bridge_(io) {
+Client::Client(asio::io_context& io, ClientOptions options)
+    : io_(io), options_(std::move(options)), bridge_(io), auth_(options_.auth.enabled()) {
   static std::once_flag routed;
   std::call_once(routed, [] { gpr_set_log_function(route_grpc_log); });
 }
@@ -127,11 +127,11 @@ void Client::connect(Endpoint& ep) {
   std::shared_ptr<grpc::ChannelCredentials> creds =
       ep.tls ? grpc::SslCredentials(tls_->ssl) : grpc::InsecureChannelCredentials();
   ep.channel = grpc::CreateCustomChannel(ep.target, creds, args);
-  ep.kv = pb::KV::NewStub(ep.channel);
-  ep.lease = pb::Lease::NewStub(ep.channel);
-  ep.watch = pb::Watch::NewStub(ep.channel);
-  ep.maintenance = pb::Maintenance::NewStub(ep.channel);
-  ep.auth = pb::Auth::NewStub(ep.channel);
+  ep.stubs.kv = pb::KV::NewStub(ep.channel);
+  ep.stubs.lease = pb::Lease::NewStub(ep.channel);
+  ep.stubs.watch = pb::Watch::NewStub(ep.channel);
+  ep.stubs.maintenance = pb::Maintenance::NewStub(ep.channel);
+  ep.stubs.auth = pb::Auth::NewStub(ep.channel);
 }
 
 bool Client::reload_tls(std::string* error) {
@@ -194,7 +194,7 @@ std::shared_ptr<Stream> Client::open_stream(PrepareFn prepare_call, milliseconds
       // A member cut off from the quorum must not serve the stream: a watch would never see new events,
       // a keepalive could not reach the leader.
       stream.context().AddMetadata("hasleader", "true");
-      if (!token_.empty()) stream.context().AddMetadata("token", token_);
+      if (!auth_.token().empty()) stream.context().AddMetadata("token", auth_.token());
       stream.attach(ep.target, prepare_call(ep, &stream.context(), bridge_.cq()));
       ready(grpc::Status::OK);
     });
@@ -207,14 +207,16 @@ std::shared_ptr<Stream> Client::open_stream(PrepareFn prepare_call, milliseconds
 
 std::shared_ptr<WatchStream> Client::new_watch_stream() {
   return open_stream<WatchStream>(
-      [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) { return ep.watch->PrepareAsyncWatch(ctx, cq); },
+      [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
+        return ep.stubs.watch->PrepareAsyncWatch(ctx, cq);
+      },
       milliseconds(0));
 }
 
 std::shared_ptr<KeepAliveStream> Client::new_keepalive_stream() {
   return open_stream<KeepAliveStream>(
       [](Endpoint& ep, grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
-        return ep.lease->PrepareAsyncLeaseKeepAlive(ctx, cq);
+        return ep.stubs.lease->PrepareAsyncLeaseKeepAlive(ctx, cq);
       },
       options_.keepalive_reply_timeout);
 }
@@ -254,27 +256,86 @@ void Client::mark_answered(const std::string& target) {
   }
 }
 
+// ------------------------------------------------------------------------------------------------ unary calls
+
+void Client::run(std::shared_ptr<detail::UnaryOp> op) {
+  if (stopping_) {
+    asio::post(io_, [op = std::move(op)] {
+      op->complete(grpc::Status(grpc::StatusCode::CANCELLED, "client shut down"));
+    });
+    return;
+  }
+  with_token([this, op = std::move(op)](const grpc::Status& auth) mutable {
+    if (!auth.ok()) {
+      op->complete(auth);
+      return;
+    }
+    send(std::move(op));
+  });
+}
+
+void Client::send(std::shared_ptr<detail::UnaryOp> op) {
+  // One attempt: a ClientContext cannot be reused, so a retry gets a new one.
+  struct Attempt {
+    grpc::ClientContext ctx;
+    grpc::Status status;
+    std::string endpoint;
+    std::string token;
+  };
+  auto attempt = std::make_unique<Attempt>();
+  Endpoint& ep = endpoints_[current_];
+  attempt->endpoint = ep.target;
+  attempt->token = auth_.token();
+  prepare(attempt->ctx, op->timeout());
+  if (!attempt->token.empty()) attempt->ctx.AddMetadata("token", attempt->token);
+  Attempt* raw = attempt.get();
+  inflight_.insert(&raw->ctx);
+  auto done = [this, attempt = std::move(attempt), op, work = asio::make_work_guard(io_)](bool) mutable {
+    inflight_.erase(&attempt->ctx);
+    if (!attempt->status.ok() && options_.auth.enabled() && op->may_retry() && !stopping_ &&
+        is_auth_token_error(attempt->status)) {
+      // Expired token (simple tokens live 300 s by default) or the auth store moved on: authenticate again
+      // and send the same request once more.
+      op->mark_retried();
+      drop_token(attempt->token);
+      run(std::move(op));
+      return;
+    }
+    if (!attempt->status.ok()) {
+      report_failure(attempt->endpoint, attempt->status);
+    } else {
+      mark_answered(attempt->endpoint);
+    }
+    op->complete(std::move(attempt->status));
+  };
+  op->start(ep.stubs, raw->ctx, bridge_.cq(), &raw->status, make_tag(std::move(done)));
+}
+
 // ------------------------------------------------------------------------------------------------ auth
 
 void Client::with_token(TokenWaiter then) {
-  if (!options_.auth.enabled() || auth_state_ == AuthState::kHaveToken) {
-    then(grpc::Status::OK);
-    return;
-  }
-  if (auth_state_ == AuthState::kRefused) {
-    if (std::chrono::steady_clock::now() < retry_auth_at_) {
-      // Inside the backoff after a refused password: fail at once, without asking etcd again.
-      asio::post(io_, [then = std::move(then), status = refusal_] { then(status); });
+  using Action = core::AuthToken::CallAction;
+  switch (auth_.on_call(std::chrono::steady_clock::now())) {
+    case Action::kSend:
+      then(grpc::Status::OK);
       return;
-    }
-    auth_state_ = AuthState::kNoToken;
+    case Action::kFail:
+      // Inside the backoff after a refused password: fail at once, without asking etcd again.
+      asio::post(io_, [then = std::move(then), refusal = auth_.refusal()] {
+        then(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, refusal));
+      });
+      return;
+    case Action::kWait:
+      token_waiters_.push_back(std::move(then));
+      return;
+    case Action::kAuthenticate:
+      token_waiters_.push_back(std::move(then));
+      authenticate();
+      return;
   }
-  token_waiters_.push_back(std::move(then));
-  if (auth_state_ == AuthState::kNoToken) authenticate();
 }
 
 void Client::authenticate() {
-  auth_state_ = AuthState::kAuthenticating;
   std::string error;
   auto password = read_password(options_.auth, &error);
   if (!password) {
@@ -286,77 +347,56 @@ void Client::authenticate() {
     });
     return;
   }
-  struct Call {
-    grpc::ClientContext ctx;
-    pb::AuthenticateRequest request;
-    pb::AuthenticateResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::AuthenticateResponse>> reader;
-    std::string endpoint;
-  };
-  auto call = std::make_unique<Call>();
-  call->request.set_name(options_.auth.username);
-  call->request.set_password(std::move(*password));
-  Endpoint& ep = endpoints_[current_];
-  call->endpoint = ep.target;
-  prepare(call->ctx, std::max(options_.request_timeout, kAuthenticateTimeout));
-  call->reader = ep.auth->PrepareAsyncAuthenticate(&call->ctx, call->request, bridge_.cq());
-  // The password is in the request only as long as gRPC needs it to serialise the call.
-  call->reader->StartCall();
-  call->request.clear_password();
-  inflight_.insert(&call->ctx);
-  Call* raw = call.get();
-  raw->reader->Finish(&raw->response, &raw->status,
-                      make_tag([this, call = std::move(call), work = asio::make_work_guard(io_)](bool) mutable {
-                        inflight_.erase(&call->ctx);
-                        if (!call->status.ok()) {
-                          report_failure(call->endpoint, call->status);
-                        } else {
-                          mark_answered(call->endpoint);
-                        }
-                        finish_authentication(call->status, std::move(*call->response.mutable_token()));
-                      }));
+  pb::AuthenticateRequest request;
+  request.set_name(options_.auth.username);
+  request.set_password(std::move(*password));
+  // Sent once (`once`), so the request and the password in it are dropped as soon as gRPC serialised them.
+  send(detail::make_unary_op(&Stubs::auth, &pb::Auth::Stub::PrepareAsyncAuthenticate, std::move(request),
+                             std::max(options_.request_timeout, kAuthenticateTimeout), true,
+                             [this](RpcResult<pb::AuthenticateResponse> result) {
+                               finish_authentication(result.status, std::move(*result.response.mutable_token()));
+                             }));
 }
 
 void Client::finish_authentication(const grpc::Status& status, std::string token) {
   const std::string& user = options_.auth.username;
-  grpc::Status result = grpc::Status::OK;
-  if (status.ok() || is_auth_not_enabled(status)) {
-    if (!status.ok() && !auth_off_warned_) {
-      spdlog::warn("etcd authentication is not enabled on the server; continuing without a token as user {}", user);
-      auth_off_warned_ = true;
+  core::AuthReply reply = core::AuthReply::kUnavailable;
+  std::string detail;
+  if (status.ok()) {
+    reply = core::AuthReply::kToken;
+    detail = std::move(token);
+  } else if (is_auth_not_enabled(status)) {
+    reply = core::AuthReply::kAuthDisabled;
+  } else if (is_bad_credentials(status) || status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    // Wrong user or password (or an unreadable password source). The password is read again next time.
+    reply = core::AuthReply::kRefused;
+    detail = status.error_message();
+    if (detail.rfind("authentication failed for user", 0) != 0) {
+      detail = "authentication failed for user " + user + " (" + detail + ")";
     }
-    if (authentications_ == 0 || !refusal_.ok()) {
+  }
+  const core::AuthToken::Outcome outcome =
+      auth_.on_authenticated(reply, std::move(detail), std::chrono::steady_clock::now());
+  // Unavailable (etcd unreachable, no leader, deadline): nothing about the credentials. The callers get
+  // the transport's reason, back off and retry, which authenticates again (on the next member if
+  // report_failure moved on).
+  grpc::Status result = status;
+  if (outcome.calls_may_proceed) {
+    if (outcome.warn_auth_disabled) {
+      spdlog::warn("etcd authentication is not enabled on the server; continuing without a token as user {}", user);
+    }
+    if (outcome.announce) {
       spdlog::info("authenticated to etcd as user {}", user);
     } else {
       spdlog::debug("authenticated to etcd as user {}", user);
     }
-    refusal_ = grpc::Status::OK;
-    token_ = status.ok() ? std::move(token) : std::string();
-    auth_state_ = AuthState::kHaveToken;
-    auth_backoff_ = milliseconds(0);
-    ++authentications_;
-  } else if (is_bad_credentials(status) || status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-    // Wrong user or password (or an unreadable password source): no tight loop. Calls fail at once with
-    // this reason until the backoff passes; the password is read again for the next attempt.
-    auth_backoff_ = auth_backoff_.count() == 0 ? kAuthBackoffInitial : std::min(auth_backoff_ * 2, kAuthBackoffMax);
-    retry_auth_at_ = std::chrono::steady_clock::now() + auth_backoff_;
-    std::string message = status.error_message();
-    if (message.rfind("authentication failed for user", 0) != 0) {
-      message = "authentication failed for user " + user + " (" + message + ")";
+    result = grpc::Status::OK;
+  } else if (reply == core::AuthReply::kRefused) {
+    result = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, auth_.refusal());
+    if (outcome.new_refusal) {
+      spdlog::error("etcd: {}; retrying with backoff (up to {} s)", auth_.refusal(),
+                    core::AuthToken::kBackoffMax.count() / 1000);
     }
-    result = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, message);
-    if (result.error_message() != refusal_.error_message()) {
-      spdlog::error("etcd: {}; retrying with backoff (up to {} s)", message, kAuthBackoffMax.count() / 1000);
-    }
-    refusal_ = result;
-    auth_state_ = AuthState::kRefused;
-    token_.clear();
-  } else {
-    // etcd unreachable, no leader, deadline: nothing about the credentials. The callers back off and retry,
-    // which authenticates again (on the next member if report_failure moved on).
-    result = status;
-    auth_state_ = AuthState::kNoToken;
   }
   auto waiters = std::move(token_waiters_);
   token_waiters_.clear();
@@ -364,10 +404,8 @@ void Client::finish_authentication(const grpc::Status& status, std::string token
 }
 
 void Client::drop_token(const std::string& used) {
-  if (auth_state_ == AuthState::kHaveToken && token_ == used) {
+  if (auth_.on_token_rejected(used)) {
     spdlog::info("etcd rejected the auth token of user {}; authenticating again", options_.auth.username);
-    token_.clear();
-    auth_state_ = AuthState::kNoToken;
   }
 }
 

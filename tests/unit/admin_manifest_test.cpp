@@ -6,20 +6,19 @@
 #include <string>
 
 #include "agent/core/manifest.hpp"
+#include "tests/unit/manifest_test_support.hpp"
 
 namespace sidecar::core {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::optional<std::string> no_env(const std::string&) { return std::nullopt; }
-
 ParseResult parse_with_admin(const std::string& admin_section) {
   const std::string text =
       "services:\n"
       "  - {name: a, id: one, port: 80}\n" +
       admin_section;
-  return parse_manifest(text, "m.yaml", no_env);
+  return manifest_testing::parse(text);
 }
 
 TEST(AdminManifest, DefaultsToLoopback9464WhenTheSectionIsAbsent) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/core/manifest.hpp"
+#include "tests/unit/manifest_test_support.hpp"
 
 namespace sidecar::core {
 namespace {
@@ -16,13 +17,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-EnvLookup fixed_env(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    const auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using manifest_testing::fixed_env;
 
 TEST(ParseDuration, AcceptsMillisecondsSecondsMinutesAndHours) {
   EXPECT_EQ(parse_duration("10s"), milliseconds(10000));

@@ -3,35 +3,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <ostream>
 #include <string>
 
 #include "agent/core/manifest.hpp"
+#include "tests/unit/manifest_test_support.hpp"
 
 namespace sidecar::core {
-
-static void PrintTo(const ManifestError& e, std::ostream* os) { *os << e.to_string(); }
-
 namespace {
 
 using std::chrono::milliseconds;
-using ::testing::AllOf;
 using ::testing::ElementsAre;
-using ::testing::Field;
-using ::testing::HasSubstr;
-using ::testing::Matcher;
 using ::testing::Pair;
 
-ParseResult parse(std::string_view text) {
-  if (!text.empty() && text.front() == '\n') text.remove_prefix(1);
-  return parse_manifest(text, "m.yaml", [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
-}
-
-Matcher<ManifestError> ErrorAt(int line, int column, const std::string& field, const std::string& message_part) {
-  return AllOf(Field(&ManifestError::where, AllOf(Field(&SourceLocation::line, line),
-                                                  Field(&SourceLocation::column, column))),
-               Field(&ManifestError::field, field), Field(&ManifestError::message, HasSubstr(message_part)));
-}
+using namespace manifest_testing;
 
 // A manifest with one service whose `checks:` list is `checks` (indented as list items under it).
 std::string with_checks(const std::string& checks) {

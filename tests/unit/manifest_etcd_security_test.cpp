@@ -4,46 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <ostream>
 #include <string>
 
 #include "agent/core/manifest.hpp"
+#include "tests/unit/manifest_test_support.hpp"
 
 namespace sidecar::core {
 namespace {
 
-using ::testing::AllOf;
 using ::testing::ElementsAre;
-using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Matcher;
 using ::testing::Not;
 
-EnvLookup env_of(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    const auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-ParseResult parse(std::string_view text, const EnvLookup& env = env_of()) {
-  if (!text.empty() && text.front() == '\n') text.remove_prefix(1);
-  return parse_manifest(text, "m.yaml", env);
-}
-
-Matcher<ManifestError> ErrorAt(int line, int column, const std::string& field, const std::string& message_part) {
-  return AllOf(Field(&ManifestError::where, AllOf(Field(&SourceLocation::line, line), Field(&SourceLocation::column, column))),
-               Field(&ManifestError::field, field), Field(&ManifestError::message, HasSubstr(message_part)));
-}
-
-std::string all_errors(const ParseResult& r) {
-  std::string out;
-  for (const auto& e : r.errors) out += e.to_string() + "\n";
-  for (const auto& w : r.warnings) out += w + "\n";
-  return out;
-}
+using namespace manifest_testing;
 
 TEST(ManifestEtcdSecurity, ParsesUsernamePasswordFileAndTls) {
   const ParseResult r = parse(R"(
@@ -75,7 +49,7 @@ etcd:
   tls: {ca: /etc/s/ca.pem}
 services: [{name: a, id: b, port: 1}]
 )",
-                              env_of({{"ETCD_PASSWORD", "hunter2"}}));
+                              fixed_env({{"ETCD_PASSWORD", "hunter2"}}));
   ASSERT_TRUE(r.ok()) << all_errors(r);
   EXPECT_EQ(r.manifest->etcd.password_env, "ETCD_PASSWORD");
   EXPECT_EQ(r.manifest->etcd.tls_cert, "");
@@ -110,7 +84,7 @@ TEST(ManifestEtcdSecurity, PasswordFromAVariableIsNotALiteral) {
 etcd: {username: sidecar, password: "${ETCD_PW}"}
 services: [{name: a, id: b, port: 1}]
 )",
-                              env_of({{"ETCD_PW", "x"}}));
+                              fixed_env({{"ETCD_PW", "x"}}));
   ASSERT_TRUE(r.ok()) << all_errors(r);
   EXPECT_EQ(r.manifest->etcd.password, "x");
   EXPECT_THAT(r.warnings, IsEmpty());

@@ -9,44 +9,18 @@
 #include <string>
 
 #include "agent/core/manifest.hpp"
+#include "tests/unit/manifest_test_support.hpp"
 
 namespace sidecar::core {
-
-// Readable failures: gtest would otherwise print ManifestError as raw bytes.
-static void PrintTo(const ManifestError& e, std::ostream* os) { *os << e.to_string(); }
-static void PrintTo(const SourceLocation& l, std::ostream* os) { *os << l.file << ":" << l.line << ":" << l.column; }
-
 namespace {
 
 using std::chrono::milliseconds;
-using ::testing::AllOf;
 using ::testing::ElementsAre;
-using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Matcher;
 using ::testing::SizeIs;
 
-EnvLookup fixed_env(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    const auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-// Raw strings start with a newline for readability; line 1 is the line after R"(.
-ParseResult parse(std::string_view text, const EnvLookup& env = fixed_env()) {
-  if (!text.empty() && text.front() == '\n') text.remove_prefix(1);
-  return parse_manifest(text, "m.yaml", env);
-}
-
-Matcher<ManifestError> ErrorAt(int line, int column, const std::string& field, const std::string& message_part) {
-  return AllOf(Field(&ManifestError::where, AllOf(Field(&SourceLocation::file, "m.yaml"),
-                                                  Field(&SourceLocation::line, line),
-                                                  Field(&SourceLocation::column, column))),
-               Field(&ManifestError::field, field), Field(&ManifestError::message, HasSubstr(message_part)));
-}
+using namespace manifest_testing;
 
 // The manifest shipped as config/example.yaml (unit tests cannot see the source tree; keep the two in sync).
 constexpr std::string_view kExampleManifest = R"(

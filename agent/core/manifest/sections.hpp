@@ -1,0 +1,34 @@
+// Owns: one reader per manifest section, each filling its part of the Manifest from the section's YAML.
+// Thread: pure; called by parse_manifest on the caller's thread, with that parse's Reader.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "agent/core/manifest.hpp"
+#include "agent/core/manifest/reader.hpp"
+
+namespace sidecar::core::manifest {
+
+void read_etcd(Reader& r, const Entry& section, EtcdSpec& etcd);           // etcd_section.cpp
+void read_lease(Reader& r, const Entry& section, Duration& ttl);           // agent_section.cpp
+void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // agent_section.cpp
+void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
+void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
+// `services[i].checks`                                                       health_section.cpp
+void read_checks(Reader& r, const Entry& section, const std::string& path, std::vector<CheckSpec>& out);
+void read_discover(Reader& r, const Entry& section, std::vector<DiscoverSpec>& out);  // discover_section.cpp
+void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out);      // config_section.cpp
+
+// The file a discover or config entry writes and what happens around each write: `output:` (required, one
+// writer per file), `mode:`, `on_change:` and `command_timeout:`. The two specs keep their own fields (the
+// public structs stay as they are), so this points at them.
+struct OutputFields {
+  std::string& output;
+  unsigned& mode;
+  std::string& on_change;
+  Duration& command_timeout;
+};
+void read_output(Reader& r, const MapView& map, const std::string& path, const OutputFields& out);  // output_spec.cpp
+
+}  // namespace sidecar::core::manifest

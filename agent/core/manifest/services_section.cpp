@@ -1,0 +1,93 @@
+#include "agent/core/instance.hpp"
+#include "agent/core/manifest/sections.hpp"
+
+namespace sidecar::core::manifest {
+
+namespace {
+
+constexpr std::string_view kServiceKeys[] = {"name",         "id",     "address",       "port",
+                                             "metadata",     "value_format", "checks", "initial_status"};
+
+void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out) {
+  if (!section.value.IsMap()) {
+    r.error(section.value, path, "expected a map of strings, got " + describe(section.value));
+    return;
+  }
+  std::map<std::string, int> first_line;
+  for (auto it = section.value.begin(); it != section.value.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    if (!key_node.IsScalar() || key_node.Scalar().empty()) {
+      r.error(key_node, path, "metadata keys must be non-empty strings, got " + describe(key_node));
+      continue;
+    }
+    const std::string key = key_node.Scalar();
+    const std::string field = join_path(path, key);
+    const SourceLocation where = r.location(key_node);
+    if (!r.first_occurrence(first_line, key, where, field)) continue;
+    const Entry entry{key, key_node, it->second};
+    if (entry.value.IsNull()) {
+      r.error(key_node, field, "has no value (write \"\" for an empty string)");
+      continue;
+    }
+    if (auto v = r.text(entry, field, Need::kOptional, "a string, number or boolean")) out[key] = std::move(*v);
+  }
+}
+
+}  // namespace
+
+void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out) {
+  std::map<std::pair<std::string, std::string>, int> first_line;
+  r.read_items(section, "services", "service", kServiceKeys, out,
+               [&](ServiceSpec& spec, const YAML::Node& item, const std::string& path, const MapView& map) {
+    bool complete = true;
+
+    if (const Entry* e = r.require(map, "name", path)) {
+      if (auto v = r.identifier(*e, join_path(path, "name"))) spec.name = std::move(*v); else complete = false;
+    } else {
+      complete = false;
+    }
+    if (const Entry* e = r.require(map, "id", path)) {
+      if (auto v = r.identifier(*e, join_path(path, "id"))) spec.id = std::move(*v); else complete = false;
+    } else {
+      complete = false;
+    }
+    if (const Entry* e = map.get("address")) {
+      const std::string field = join_path(path, "address");
+      if (auto v = r.text(*e, field, Need::kNonEmpty)) {
+        if (!valid_address(*v)) {
+          r.error(e->value, field, "must be a host name or IP address, got '" + *v + "'");
+        } else {
+          spec.address = std::move(*v);
+        }
+      }
+    }
+    if (const Entry* e = r.require(map, "port", path)) {
+      if (auto v = r.integer(*e, join_path(path, "port"), 1, 65535)) spec.port = static_cast<int>(*v);
+    }
+    if (const Entry* e = map.get("metadata")) read_metadata(r, *e, join_path(path, "metadata"), spec.metadata);
+    if (const Entry* e = map.get("value_format")) {
+      static constexpr Choice<ValueFormat> kFormats[] = {{"sidecar", ValueFormat::kSidecarJson},
+                                                         {"etcd-endpoints", ValueFormat::kEtcdEndpoints}};
+      if (auto v = r.choice<ValueFormat>(*e, join_path(path, "value_format"), kFormats)) spec.value_format = *v;
+    }
+    if (const Entry* e = map.get("checks")) read_checks(r, *e, join_path(path, "checks"), spec.checks);
+    if (const Entry* e = map.get("initial_status")) {
+      static constexpr Choice<InitialStatus> kStatuses[] = {{"critical", InitialStatus::kCritical},
+                                                            {"passing", InitialStatus::kPassing}};
+      if (auto v = r.choice<InitialStatus>(*e, join_path(path, "initial_status"), kStatuses)) {
+        spec.initial_status = *v;
+      }
+    }
+
+    if (complete) {
+      const auto [seen, inserted] = first_line.emplace(std::pair(spec.name, spec.id), spec.where.line);
+      if (!inserted) {
+        r.error(item, path,
+                "duplicate service " + spec.name + "/" + spec.id + ", first defined at line " +
+                    std::to_string(seen->second));
+      }
+    }
+  });
+}
+
+}  // namespace sidecar::core::manifest
