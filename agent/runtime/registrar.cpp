@@ -259,18 +259,26 @@ void Registrar::write_key(const core::WriteKey& write) {
 }
 
 void Registrar::send_keepalive(int64_t lease) {
-  // No stream: the keepalive loop is reconnecting and asks again when it is back. A write in flight: the
-  // next tick sends again; stacking writes would break gRPC's one-write-at-a-time rule.
-  if (!keepalive_stream_ || keepalive_write_pending_) return;
+  // Stacking writes would break gRPC's one-write-at-a-time rule, and dropping the keepalive would leave
+  // the lease a whole TTL/3 closer to expiry: the gate owes it instead, and it goes out when the write in
+  // flight completes. Without a stream, the reconnect sends one anyway (Registration::on_reconnected).
+  if (keepalive_gate_.request(lease)) write_keepalive(lease);
+}
+
+void Registrar::write_keepalive(int64_t lease) {
   etcd::pb::LeaseKeepAliveRequest req;
   req.set_id(lease);
-  keepalive_write_pending_ = true;
   keepalive_sent_.push_back(now());
   auto stream = keepalive_stream_;
   stream->async_write(std::move(req), [this, stream](bool ok) {
-    if (stream == keepalive_stream_) keepalive_write_pending_ = false;
-    // A failed write means the stream is broken; the read side ends and the loop reconnects.
-    (void)ok;
+    if (stream != keepalive_stream_ || stopping_) return;  // an old stream's write: the gate has moved on
+    if (!ok) {
+      // The stream is broken; the read side ends and the loop reconnects. Anything asked for meanwhile is
+      // owed and superseded by the reconnect's keepalive.
+      keepalive_gate_.on_stream_down();
+      return;
+    }
+    if (const auto owed = keepalive_gate_.on_write_done()) write_keepalive(*owed);
   });
 }
 
@@ -312,7 +320,7 @@ asio::awaitable<void> Registrar::keepalive_loop() {
     if (started && !stopping_) {
       keepalive_stream_ = stream;
       keepalive_sent_.clear();
-      keepalive_write_pending_ = false;
+      keepalive_gate_.on_stream_up();
       // Check the lease now rather than at the next TTL/3: after an etcd restart with wiped data this is
       // what notices, within one round trip, that the lease is gone.
       apply(machine_.on_reconnected(now()));
@@ -329,6 +337,7 @@ asio::awaitable<void> Registrar::keepalive_loop() {
         apply(machine_.on_keepalive_ack(resp->id(), resp->ttl(), sent_at, now()));
       }
       keepalive_stream_.reset();
+      keepalive_gate_.on_stream_down();
     }
     const grpc::Status status = co_await stream->async_finish(use_awaitable);
     if (stopping_) break;

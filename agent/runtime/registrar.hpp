@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/core/keepalive_gate.hpp"
 #include "agent/core/metrics.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/etcd/client.hpp"
@@ -83,6 +84,7 @@ class Registrar {
   void delete_key(const core::DeleteKey& del);
   void update_published(size_t index, const std::string& reason);
   void send_keepalive(int64_t lease);
+  void write_keepalive(int64_t lease);
   void revoke_stale(int64_t lease);
   double random01() { return uniform_(rng_); }
   static core::TimePoint now() { return core::SteadyClock::now(); }
@@ -100,7 +102,7 @@ class Registrar {
   asio::steady_timer adopt_retry_;
   std::shared_ptr<etcd::KeepAliveStream> keepalive_stream_;
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
-  bool keepalive_write_pending_ = false;
+  core::KeepaliveGate keepalive_gate_;  // one write at a time; a keepalive that could not go out is owed
   std::shared_ptr<etcd::WatchStream> watch_stream_;
   bool rewatch_ = false;  // the key set grew: the own-key watch re-reads and re-watches every key
   bool stopping_ = false;
