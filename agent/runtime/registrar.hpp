@@ -17,6 +17,7 @@
 #include "agent/core/keepalive_gate.hpp"
 #include "agent/core/metrics.hpp"
 #include "agent/core/registration.hpp"
+#include "agent/core/watch_retry.hpp"
 #include "agent/etcd/client.hpp"
 
 namespace sidecar::runtime {
@@ -76,6 +77,10 @@ class Registrar {
   asio::awaitable<void> tick_loop();
   asio::awaitable<void> keepalive_loop();
   asio::awaitable<void> watch_loop();
+  // Reads the first `n` own keys at one revision and feeds them to the machine; the revision, or 0 with
+  // `*failure` set.
+  asio::awaitable<int64_t> read_own_keys(size_t n, grpc::Status* failure);
+  asio::awaitable<bool> retry_wait(std::chrono::milliseconds delay);  // on watch_retry_timer_
   asio::awaitable<bool> backoff_wait(asio::steady_timer& timer, core::Backoff& backoff);
 
   void apply(core::Actions actions);
@@ -98,7 +103,8 @@ class Registrar {
 
   asio::steady_timer wake_;
   asio::steady_timer keepalive_retry_;
-  asio::steady_timer watch_retry_;
+  asio::steady_timer watch_retry_timer_;
+  core::WatchRetry watch_retry_;  // own-key watch: backoff across restarts, and one log line per state change
   asio::steady_timer adopt_retry_;
   std::shared_ptr<etcd::KeepAliveStream> keepalive_stream_;
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
