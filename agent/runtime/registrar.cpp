@@ -362,29 +362,29 @@ asio::awaitable<void> Registrar::keepalive_loop() {
 }
 
 asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, grpc::Status* failure) {
-  // One consistent revision to judge every key at and to watch from, read in Txns of at most kMaxTxnOps
-  // Ranges: the first chunk fixes the revision, the others read at it. Reading (rather than resuming an old
-  // watch) is what copes with an etcd whose revisions went back. Per-key Ranges rather than one Range over
-  // the agent's key span: the keys are spread over service names (/services/<name>/<id>), so that span is
-  // most of the registry, every other agent's keys included. A compaction between two chunks fails the
-  // read, which is then retried from a fresh revision.
-  int64_t revision = 0;
+  // Reading (rather than resuming an old watch) is what copes with an etcd whose revisions went back. The
+  // read goes out in Txns of at most kMaxTxnOps Ranges, each at the then current revision, and each key is
+  // judged at its own chunk's revision: as fresh as one Txn was. Reading the later chunks at the first
+  // chunk's revision instead would judge keys we registered meanwhile by an older state, where they are
+  // still absent ("deleted by another client": a needless rewrite). The watch starts after the first
+  // chunk's revision, the oldest: it replays what a later chunk already saw, which Registration drops as
+  // known, so nothing between a read and the watch is missed.
+  // Per-key Ranges rather than one Range over the agent's key span: the keys are spread over service names
+  // (/services/<name>/<id>), so that span is most of the registry, every other agent's keys included.
+  int64_t first_revision = 0;
   size_t begin = 0;
   do {
     const size_t end = std::min(n, begin + kMaxTxnOps);
     etcd::pb::TxnRequest read;
-    for (size_t i = begin; i < end; ++i) {
-      auto* range = read.add_success()->mutable_request_range();
-      range->set_key(machine_.desired(i).key);
-      range->set_revision(revision);  // 0 in the first chunk: the current revision
-    }
+    for (size_t i = begin; i < end; ++i) read.add_success()->mutable_request_range()->set_key(machine_.desired(i).key);
     auto r = co_await client_.txn(std::move(read), use_awaitable);
     if (stopping_) co_return 0;
     if (!r.ok()) {
       *failure = r.status;
       co_return 0;
     }
-    if (begin == 0) revision = r.response.header().revision();
+    const int64_t revision = r.response.header().revision();
+    if (begin == 0) first_revision = revision;
     for (size_t i = begin; i < end && static_cast<int>(i - begin) < r.response.responses_size(); ++i) {
       const auto& range = r.response.responses(static_cast<int>(i - begin)).response_range();
       std::optional<core::Observed> current;
@@ -393,14 +393,14 @@ asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, grpc::Status* failur
     }
     begin = end;
   } while (begin < n);
-  co_return revision;
+  co_return first_revision;
 }
 
 asio::awaitable<void> Registrar::watch_loop() {
   while (!stopping_) {
     rewatch_ = false;
     const size_t n = machine_.key_count();
-    // 1. Read every key at one revision.
+    // 1. Read every key; `revision` is the oldest revision a key was judged at.
     grpc::Status read_failure;
     const int64_t revision = co_await read_own_keys(n, &read_failure);
     if (stopping_) break;

@@ -77,8 +77,8 @@ class Registrar {
   asio::awaitable<void> tick_loop();
   asio::awaitable<void> keepalive_loop();
   asio::awaitable<void> watch_loop();
-  // Reads the first `n` own keys at one revision and feeds them to the machine; the revision, or 0 with
-  // `*failure` set.
+  // Reads the first `n` own keys and feeds them to the machine; the revision to watch after (the oldest
+  // read), or 0 with `*failure` set.
   asio::awaitable<int64_t> read_own_keys(size_t n, grpc::Status* failure);
   asio::awaitable<bool> retry_wait(std::chrono::milliseconds delay);  // on watch_retry_timer_
   asio::awaitable<bool> backoff_wait(asio::steady_timer& timer, core::Backoff& backoff);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,7 +24,14 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Events = std::vector<WatchEvent>;
 
-constexpr int kServices = 300;  // > 2 x 128: the read needs three Txns at one revision
+constexpr int kDefaultServices = 300;  // > 2 x 128: the read needs three Txns at one revision
+
+// SIDECAR_SCALE_SERVICES=10000 runs the same scenario by hand at a larger scale.
+int service_count() {
+  const char* env = std::getenv("SIDECAR_SCALE_SERVICES");
+  const int n = env ? std::atoi(env) : 0;
+  return n >= kDefaultServices ? n : kDefaultServices;
+}
 
 std::vector<ServiceDef> many_services(int count) {
   std::vector<ServiceDef> out;
@@ -48,10 +56,25 @@ std::optional<long long> restore_gap(const Events& events, const std::string& ke
   return std::nullopt;
 }
 
+// The agent's log without its one "registered" line per key.
+std::string log_tail(const AgentProcess& agent) {
+  std::string out;
+  const std::string all = agent.output();
+  std::size_t at = 0;
+  while (at < all.size()) {
+    const std::size_t eol = std::min(all.find('\n', at), all.size());
+    const std::string line = all.substr(at, eol - at);
+    if (line.find("registered /services/") == std::string::npos) out += line + "\n";
+    at = eol + 1;
+  }
+  return out.size() > 8000 ? out.substr(out.size() - 8000) : out;
+}
+
 TEST(RegistrationScale, ThreeHundredServicesAreAllRegisteredAndADeletedKeyComesBackQuickly) {
   auto etcd = EtcdProcess::start();  // default flags: no raised --max-txn-ops
   ASSERT_NE(etcd, nullptr) << "etcd did not start";
   EtcdSyncClient client(etcd->endpoint());
+  const int kServices = service_count();
   const auto services = many_services(kServices);
   auto agent = AgentProcess::start(registration_manifest(etcd->client_url(), services));
   ASSERT_NE(agent, nullptr);
@@ -63,8 +86,8 @@ TEST(RegistrationScale, ThreeHundredServicesAreAllRegisteredAndADeletedKeyComesB
         return kvs.size() == static_cast<std::size_t>(kServices) &&
                std::all_of(kvs.begin(), kvs.end(), [&](const Kv& kv) { return kv.lease == kvs[0].lease && kv.lease != 0; });
       },
-      20s);
-  ASSERT_TRUE(all_registered) << kvs.size() << " of " << kServices << " keys registered\n" << agent->output();
+      std::chrono::milliseconds(20000 + 10 * kServices));
+  ASSERT_TRUE(all_registered) << kvs.size() << " of " << kServices << " keys registered\n" << log_tail(*agent);
 
   // Keys in the first, second and last read chunk; the first one also waits out the watch's set-up.
   const std::vector<int> victims = {0, 127, 128, 200, kServices - 1};
@@ -73,13 +96,16 @@ TEST(RegistrationScale, ThreeHundredServicesAreAllRegisteredAndADeletedKeyComesB
     const std::string key = service_key(services[static_cast<std::size_t>(victim)]);
     WatchRecorder watch(etcd->endpoint(), key);
     ASSERT_TRUE(watch.created());
-    ASSERT_EQ(client.del(key), 1) << client.last_error();
+    ASSERT_EQ(client.del(key), 1) << client.last_error() << "\n" << log_tail(*agent);
     const bool back = watch.wait_for([&](const Events& e) { return restore_gap(e, key).has_value(); },
                                      victim == victims.front() ? 10s : 5s);
-    ASSERT_TRUE(back) << key << " deleted by another client was never written back\n" << agent->output();
+    ASSERT_TRUE(back) << key << " deleted by another client was never written back\n" << log_tail(*agent);
     gaps.push_back(*restore_gap(watch.events(), key));
     std::printf("[ measured ] %d services, %s deleted -> back: %lld ms\n", kServices, key.c_str(), gaps.back());
   }
+  // Only the victims were deleted; more restores mean keys were judged by a stale read.
+  std::printf("[ measured ] %d services: %zu restore(s) logged for %zu deletion(s)\n", kServices,
+              agent->count_in_output("(deleted by another client)"), victims.size());
   std::fflush(stdout);
   // The first deletion may have raced the watch's set-up; the others measure the steady state.
   const long long worst = *std::max_element(gaps.begin() + 1, gaps.end());
@@ -90,9 +116,9 @@ TEST(RegistrationScale, ThreeHundredServicesAreAllRegisteredAndADeletedKeyComesB
 
   const auto lease = kvs[0].lease;
   for (const auto& kv : client.get_prefix("/services/")) EXPECT_EQ(kv.lease, lease) << kv.key << " moved lease";
-  EXPECT_EQ(agent->count_in_output("too many operations"), 0u) << agent->output();
-  EXPECT_EQ(agent->count_in_output("cannot read own keys"), 0u);
+  EXPECT_EQ(agent->count_in_output("too many operations"), 0u) << log_tail(*agent);
   EXPECT_TRUE(agent->is_running());
+  if (HasFailure()) std::fprintf(stderr, "---- agent log (registered lines left out):\n%s\n", log_tail(*agent).c_str());
 }
 
 }  // namespace
