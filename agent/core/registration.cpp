@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <iterator>
 
 namespace sidecar::core {
 namespace {
@@ -28,6 +29,16 @@ const char* to_string(Registration::KeyState state) {
     case Registration::KeyState::kWithdrawn: return "withdrawn";
   }
   return "unknown";
+}
+
+void Actions::merge(Actions other) {
+  grant_lease = grant_lease || other.grant_lease;
+  if (other.keepalive) keepalive = other.keepalive;
+  if (other.revoke_stale) revoke_stale = other.revoke_stale;
+  writes.insert(writes.end(), other.writes.begin(), other.writes.end());
+  deletes.insert(deletes.end(), other.deletes.begin(), other.deletes.end());
+  notes.insert(notes.end(), std::make_move_iterator(other.notes.begin()), std::make_move_iterator(other.notes.end()));
+  became_ready = became_ready || other.became_ready;
 }
 
 Registration::Registration(std::vector<DesiredKey> keys, RegistrationOptions options)
@@ -473,12 +484,9 @@ Actions Registration::add_key(DesiredKey desired, TimePoint now, size_t* index) 
     *index = i;
     if (!key.removed) {
       // Already live: the caller's bookkeeping is off; treat as an update, never as a second key.
-      Actions u = update_value(i, std::move(desired.value), now);
-      Actions p = set_published(i, desired.published, now, "added again");
-      u.writes.insert(u.writes.end(), p.writes.begin(), p.writes.end());
-      u.deletes.insert(u.deletes.end(), p.deletes.begin(), p.deletes.end());
-      u.notes.insert(u.notes.end(), p.notes.begin(), p.notes.end());
-      return u;
+      out = update_value(i, std::move(desired.value), now);
+      out.merge(set_published(i, desired.published, now, "added again"));
+      return out;
     }
     key.removed = false;
     key.desired.value = std::move(desired.value);

@@ -94,6 +94,9 @@ struct Actions {
   std::vector<DeleteKey> deletes;
   std::vector<LogNote> notes;
   bool became_ready = false;            // every published key registered for the first time
+  // Appends `other` (its actions come after ours): every field, so combining two results never drops one.
+  // A keepalive or stale revoke set in both is the same lease in practice; `other`'s is kept.
+  void merge(Actions other);
   bool empty() const {
     return !grant_lease && !keepalive && !revoke_stale && writes.empty() && deletes.empty() && notes.empty() &&
            !became_ready;

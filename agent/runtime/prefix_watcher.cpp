@@ -6,7 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
-#include "agent/core/backoff.hpp"
+#include "agent/core/watch_retry.hpp"
 
 namespace sidecar::runtime {
 
@@ -69,12 +69,15 @@ asio::awaitable<bool> PrefixWatcher::snapshot() {
 }
 
 asio::awaitable<void> PrefixWatcher::run() {
-  core::Backoff backoff;
+  core::WatchRetry retry;  // backoff across restarts; logs once per state change, never once per cycle
   std::mt19937_64 rng{std::random_device{}()};
   std::uniform_real_distribution<double> uniform{0.0, 1.0};
-  bool reported_down = false;
   while (!stopping_) {
-    bool healthy = !need_snapshot_ || co_await snapshot();
+    const bool read = !need_snapshot_ || co_await snapshot();
+    bool healthy = read;
+    bool resync_now = false;  // compaction, or etcd wiped or replaced: re-read at once, nothing is failing
+    bool canceled = false;
+    std::string cancel_reason;
     std::shared_ptr<etcd::WatchStream> stream;
     grpc::Status status;
     if (healthy && !stopping_) {
@@ -103,8 +106,11 @@ asio::awaitable<void> PrefixWatcher::run() {
               spdlog::warn("watch {}: revision {} was compacted (oldest kept {}); re-reading the prefix", prefix_,
                            stats_.revision + 1, resp->compact_revision());
               need_snapshot_ = true;
+              resync_now = true;
             } else {
-              spdlog::warn("watch {}: canceled by etcd: {}", prefix_, resp->cancel_reason());
+              // Logged below, once per outage: a member that keeps refusing cancels every new watch.
+              canceled = true;
+              cancel_reason = resp->cancel_reason();
             }
             stream->cancel();
             break;
@@ -115,14 +121,18 @@ asio::awaitable<void> PrefixWatcher::run() {
             spdlog::warn("watch {}: {} (header revision {}, ours {}); resyncing", prefix_, core::to_string(resync),
                          header.revision(), stats_.revision);
             need_snapshot_ = true;
+            resync_now = true;
             stream->cancel();
             break;
           }
           if (resp->created()) {
-            if (reported_down) spdlog::info("watch {}: resumed at revision {}", prefix_, stats_.revision + 1);
-            reported_down = false;
-            backoff.reset();
+            // Not yet healthy: a refusing member creates and cancels in one breath. Events, progress or
+            // staying up are what count (core::WatchRetry).
+            retry.on_started(std::chrono::steady_clock::now());
             continue;
+          }
+          if (retry.on_delivered(std::chrono::steady_clock::now())) {
+            spdlog::info("watch {}: resumed at revision {}", prefix_, stats_.revision + 1);
           }
           if (resp->events_size() == 0) {
             // A progress notification: every event up to the header revision has been delivered.
@@ -152,13 +162,16 @@ asio::awaitable<void> PrefixWatcher::run() {
     // cluster id and, once it has taken some writes, a revision past ours, so nothing in a header gives it
     // away. Re-read the prefix on every reconnect; an unchanged set costs one Range and no file write.
     need_snapshot_ = true;
-    if (!reported_down) {
+    if (resync_now) continue;  // no backoff: the connection is fine, the data moved on
+    const auto next = retry.on_ended(canceled ? core::WatchRetry::End::kCanceled : core::WatchRetry::End::kFailed,
+                                     std::chrono::steady_clock::now(), uniform(rng));
+    if (next.log && canceled) {
+      spdlog::warn("watch {}: canceled by etcd: {}; re-reading the prefix with backoff", prefix_, cancel_reason);
+    } else if (next.log && read) {  // a failed read said why itself (snapshot())
       spdlog::warn("watch {}: stream ended ({}); re-reading the prefix (last applied revision {})", prefix_,
                    status.ok() ? "closed" : status.error_message(), stats_.revision);
-      reported_down = true;
     }
-    if (need_snapshot_ && healthy) continue;  // resync at once, no backoff: the connection is fine
-    retry_.expires_after(backoff.next(uniform(rng)));
+    retry_.expires_after(next.delay);
     boost::system::error_code ec;
     co_await retry_.async_wait(asio::redirect_error(use_awaitable, ec));
   }

@@ -13,6 +13,12 @@ using core::TimePoint;
 namespace {
 
 constexpr std::chrono::milliseconds kRevokeStaleTimeout{1000};
+// etcd's default --max-txn-ops: a Txn with more operations in a branch is refused outright ("too many
+// operations in txn request"), so a multi-key Txn goes out in chunks of at most this many. (Writes and
+// deletes are one Txn per key, and revoking is one call per lease, so only the own-key read is multi-key.)
+constexpr size_t kMaxTxnOps = 128;
+// Own-key watch creates sent before waiting for etcd's "created" answers.
+constexpr size_t kWatchCreatesInFlight = 128;
 
 bool is_lease_not_found(const grpc::Status& status) {
   return status.error_code() == grpc::StatusCode::NOT_FOUND ||
@@ -30,7 +36,7 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
       ttl_(options.ttl),
       wake_(io),
       keepalive_retry_(io),
-      watch_retry_(io),
+      watch_retry_timer_(io),
       adopt_retry_(io),
       settle_(io),
       scope_(io, "registrar") {
@@ -258,18 +264,26 @@ void Registrar::write_key(const core::WriteKey& write) {
 }
 
 void Registrar::send_keepalive(int64_t lease) {
-  // No stream: the keepalive loop is reconnecting and asks again when it is back. A write in flight: the
-  // next tick sends again; stacking writes would break gRPC's one-write-at-a-time rule.
-  if (!keepalive_stream_ || keepalive_write_pending_) return;
+  // Stacking writes would break gRPC's one-write-at-a-time rule, and dropping the keepalive would leave
+  // the lease a whole TTL/3 closer to expiry: the gate owes it instead, and it goes out when the write in
+  // flight completes. Without a stream, the reconnect sends one anyway (Registration::on_reconnected).
+  if (keepalive_gate_.request(lease)) write_keepalive(lease);
+}
+
+void Registrar::write_keepalive(int64_t lease) {
   etcd::pb::LeaseKeepAliveRequest req;
   req.set_id(lease);
-  keepalive_write_pending_ = true;
   keepalive_sent_.push_back(now());
   auto stream = keepalive_stream_;
   stream->async_write(std::move(req), [this, stream](bool ok) {
-    if (stream == keepalive_stream_) keepalive_write_pending_ = false;
-    // A failed write means the stream is broken; the read side ends and the loop reconnects.
-    (void)ok;
+    if (stream != keepalive_stream_ || stopping_) return;  // an old stream's write: the gate has moved on
+    if (!ok) {
+      // The stream is broken; the read side ends and the loop reconnects. Anything asked for meanwhile is
+      // owed and superseded by the reconnect's keepalive.
+      keepalive_gate_.on_stream_down();
+      return;
+    }
+    if (const auto owed = keepalive_gate_.on_write_done()) write_keepalive(*owed);
   });
 }
 
@@ -286,11 +300,15 @@ void Registrar::revoke_stale(int64_t lease) {
 
 asio::awaitable<void> Registrar::tick_loop() {
   while (!stopping_) {
-    const auto at = machine_.next_wakeup();
+    auto at = machine_.next_wakeup();
+    // A quiet own-key watch proves itself healthy only by staying up: say it is back when it has.
+    const auto recovery = watch_retry_.recovery_due();
+    if (recovery && (!at || *recovery < *at)) at = recovery;
     wake_.expires_at(at ? *at : TimePoint::max());
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(use_awaitable, ec));
     if (stopping_) break;
+    if (watch_retry_.on_tick(now())) spdlog::info("own-key watch is back");
     if (!ec) apply(machine_.on_tick(now(), random01()));
   }
 }
@@ -307,11 +325,12 @@ asio::awaitable<void> Registrar::keepalive_loop() {
   bool reported_down = false;
   while (!stopping_) {
     auto stream = client_.new_keepalive_stream();
+    // Known to halt_loops() from creation, so a stop while it opens cancels it (see the Finish below).
+    keepalive_stream_ = stream;
     const bool started = co_await stream->async_start(use_awaitable);
     if (started && !stopping_) {
-      keepalive_stream_ = stream;
       keepalive_sent_.clear();
-      keepalive_write_pending_ = false;
+      keepalive_gate_.on_stream_up();
       // Check the lease now rather than at the next TTL/3: after an etcd restart with wiped data this is
       // what notices, within one round trip, that the lease is gone.
       apply(machine_.on_reconnected(now()));
@@ -327,8 +346,11 @@ asio::awaitable<void> Registrar::keepalive_loop() {
         keepalive_rtt_.observe(std::chrono::duration<double>(now() - sent_at).count());
         apply(machine_.on_keepalive_ack(resp->id(), resp->ttl(), sent_at, now()));
       }
-      keepalive_stream_.reset();
+      keepalive_gate_.on_stream_down();
     }
+    keepalive_stream_.reset();
+    // A stream the server never ends (we stopped, it is still open) would hold Finish, and join(), forever.
+    if (stopping_) stream->cancel();
     const grpc::Status status = co_await stream->async_finish(use_awaitable);
     if (stopping_) break;
     client_.report_failure(stream->endpoint(), status);
@@ -341,84 +363,145 @@ asio::awaitable<void> Registrar::keepalive_loop() {
   }
 }
 
-asio::awaitable<void> Registrar::watch_loop() {
-  core::Backoff backoff;
-  bool reported_down = false;
-  while (!stopping_) {
-    rewatch_ = false;
-    const size_t n = machine_.key_count();
-    // 1. Read every key in one Txn: one consistent revision to judge them at and to watch from. Reading
-    //    (rather than resuming an old watch) is what copes with an etcd whose revisions went back.
+asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, grpc::Status* failure) {
+  // Reading (rather than resuming an old watch) is what copes with an etcd whose revisions went back. The
+  // read goes out in Txns of at most kMaxTxnOps Ranges, each at the then current revision, and each key is
+  // judged at its own chunk's revision: as fresh as one Txn was. Reading the later chunks at the first
+  // chunk's revision instead would judge keys we registered meanwhile by an older state, where they are
+  // still absent ("deleted by another client": a needless rewrite). The watch starts after the first
+  // chunk's revision, the oldest: it replays what a later chunk already saw, which Registration drops as
+  // known, so nothing between a read and the watch is missed.
+  // Per-key Ranges rather than one Range over the agent's key span: the keys are spread over service names
+  // (/services/<name>/<id>), so that span is most of the registry, every other agent's keys included.
+  int64_t first_revision = 0;
+  size_t begin = 0;
+  do {
+    const size_t end = std::min(n, begin + kMaxTxnOps);
     etcd::pb::TxnRequest read;
-    for (size_t i = 0; i < n; ++i) read.add_success()->mutable_request_range()->set_key(machine_.desired(i).key);
+    for (size_t i = begin; i < end; ++i) read.add_success()->mutable_request_range()->set_key(machine_.desired(i).key);
     auto r = co_await client_.txn(std::move(read), use_awaitable);
-    if (stopping_) break;
+    if (stopping_) co_return 0;
     if (!r.ok()) {
-      if (!reported_down) {
-        spdlog::warn("cannot read own keys from etcd: {}; retrying", r.status.error_message());
-        reported_down = true;
-      }
-      if (!co_await backoff_wait(watch_retry_, backoff)) break;
-      continue;
+      *failure = r.status;
+      co_return 0;
     }
     const int64_t revision = r.response.header().revision();
-    for (size_t i = 0; i < n && static_cast<int>(i) < r.response.responses_size(); ++i) {
-      const auto& range = r.response.responses(static_cast<int>(i)).response_range();
+    if (begin == 0) first_revision = revision;
+    for (size_t i = begin; i < end && static_cast<int>(i - begin) < r.response.responses_size(); ++i) {
+      const auto& range = r.response.responses(static_cast<int>(i - begin)).response_range();
       std::optional<core::Observed> current;
       if (range.kvs_size() > 0) current = core::Observed{range.kvs(0).value(), range.kvs(0).lease(), range.kvs(0).mod_revision()};
       apply(machine_.on_observed(i, current, revision, core::ObservationSource::kRange, now(), random01()));
     }
+    begin = end;
+  } while (begin < n);
+  co_return first_revision;
+}
+
+asio::awaitable<void> Registrar::watch_loop() {
+  while (!stopping_) {
+    rewatch_ = false;
+    const size_t n = machine_.key_count();
+    // 1. Read every key; `revision` is the oldest revision a key was judged at.
+    grpc::Status read_failure;
+    const int64_t revision = co_await read_own_keys(n, &read_failure);
+    if (stopping_) break;
+    if (!read_failure.ok()) {
+      const auto retry = watch_retry_.on_ended(core::WatchRetry::End::kFailed, now(), random01());
+      if (retry.log) spdlog::warn("cannot read own keys from etcd: {}; retrying", read_failure.error_message());
+      if (!co_await retry_wait(retry.delay)) break;
+      continue;
+    }
 
     // 2. Watch each key from just after that read, so nothing between the read and the watch is missed.
+    std::string cancel_reason;
+    bool canceled = false;
+    bool compacted = false;
+    size_t created = 0;
+    // False when the watch is over: etcd cancelled it (compaction, no leader, permission denied, ...).
+    auto handle = [&](const etcd::pb::WatchResponse& resp) {
+      if (resp.canceled()) {
+        canceled = true;
+        compacted = resp.compact_revision() > 0;
+        cancel_reason = resp.cancel_reason();
+        return false;
+      }
+      if (resp.created()) ++created;
+      if (resp.events_size() > 0 && watch_retry_.on_delivered(now())) {
+        spdlog::info("own-key watch on {} is back", watch_stream_ ? watch_stream_->endpoint() : std::string("etcd"));
+      }
+      for (const auto& ev : resp.events()) {
+        auto it = key_index_.find(ev.kv().key());
+        if (it == key_index_.end()) continue;
+        std::optional<core::Observed> current;
+        if (ev.type() == mvccpb::Event::PUT) current = core::Observed{ev.kv().value(), ev.kv().lease(), ev.kv().mod_revision()};
+        apply(machine_.on_observed(it->second, current, ev.kv().mod_revision(), core::ObservationSource::kWatch,
+                                   now(), random01()));
+      }
+      return true;
+    };
     auto stream = client_.new_watch_stream();
+    watch_stream_ = stream;  // from creation: a stop while it opens must cancel it too
     bool healthy = co_await stream->async_start(use_awaitable);
-    for (size_t i = 0; healthy && i < n; ++i) {
-      etcd::pb::WatchRequest req;
-      auto* create = req.mutable_create_request();
-      create->set_key(machine_.desired(i).key);
-      create->set_start_revision(revision + 1);
-      healthy = co_await stream->async_write(std::move(req), use_awaitable);
+    // Creates go out in batches, each answered ("created") before the next: etcd answers every create on
+    // this stream, and a client that only writes thousands of them would stall both directions on flow
+    // control.
+    for (size_t begin = 0; healthy && begin < n; begin += kWatchCreatesInFlight) {
+      const size_t end = std::min(n, begin + kWatchCreatesInFlight);
+      for (size_t i = begin; healthy && i < end; ++i) {
+        etcd::pb::WatchRequest req;
+        auto* create = req.mutable_create_request();
+        create->set_key(machine_.desired(i).key);
+        create->set_start_revision(revision + 1);
+        healthy = co_await stream->async_write(std::move(req), use_awaitable);
+      }
+      while (healthy && created < end) {
+        auto resp = co_await stream->async_read(use_awaitable);
+        healthy = resp && handle(*resp);
+      }
     }
     if (healthy && rewatch_) stream->cancel();  // a key was added while this watch was being set up
     if (healthy && !stopping_) {
-      watch_stream_ = stream;
-      if (reported_down) {
-        spdlog::info("own-key watch on {} is back", stream->endpoint());
-        reported_down = false;
-      }
-      backoff.reset();
+      watch_retry_.on_started(now());
+      wake_.cancel();  // the tick loop re-reads when a recovery is due
       while (auto resp = co_await stream->async_read(use_awaitable)) {
-        if (resp->canceled()) {
-          // Compacted past our start revision, or the member lost its leader: read again and re-watch.
-          spdlog::info("own-key watch canceled by etcd ({}); re-reading keys", resp->cancel_reason());
-          stream->cancel();
-          break;
-        }
-        for (const auto& ev : resp->events()) {
-          auto it = key_index_.find(ev.kv().key());
-          if (it == key_index_.end()) continue;
-          std::optional<core::Observed> current;
-          if (ev.type() == mvccpb::Event::PUT) current = core::Observed{ev.kv().value(), ev.kv().lease(), ev.kv().mod_revision()};
-          apply(machine_.on_observed(it->second, current, ev.kv().mod_revision(), core::ObservationSource::kWatch,
-                                     now(), random01()));
-        }
+        if (!handle(*resp)) break;
       }
-      watch_stream_.reset();
     }
+    if (canceled || stopping_) stream->cancel();
+    watch_stream_.reset();
     const grpc::Status status = co_await stream->async_finish(use_awaitable);
     if (stopping_) break;
     if (rewatch_) {
       spdlog::debug("own-key watch restarted for {} key(s)", machine_.key_count());
       continue;  // cancelled by add_key, not a failure: no backoff, no endpoint switch
     }
-    client_.report_failure(stream->endpoint(), status);
-    if (!reported_down) {
-      spdlog::warn("own-key watch on {} ended: {}; re-reading and re-watching", stream->endpoint(),
-                   status.ok() ? "closed by server" : status.error_message());
-      reported_down = true;
+    if (compacted) {
+      // Our start revision is gone: read again at a fresh one and re-watch, at once (nothing is failing).
+      spdlog::info("own-key watch: revision {} was compacted; re-reading keys", revision + 1);
+      continue;
     }
-    if (!co_await backoff_wait(watch_retry_, backoff)) break;
+    client_.report_failure(stream->endpoint(), status);
+    const auto retry = watch_retry_.on_ended(canceled ? core::WatchRetry::End::kCanceled : core::WatchRetry::End::kFailed,
+                                             now(), random01());
+    if (retry.log) {
+      if (canceled) {
+        spdlog::warn("own-key watch on {} canceled by etcd ({}); re-reading and re-watching with backoff",
+                     stream->endpoint(), cancel_reason);
+      } else {
+        spdlog::warn("own-key watch on {} ended: {}; re-reading and re-watching", stream->endpoint(),
+                     status.ok() ? "closed by server" : status.error_message());
+      }
+    }
+    if (!co_await retry_wait(retry.delay)) break;
   }
+}
+
+asio::awaitable<bool> Registrar::retry_wait(std::chrono::milliseconds delay) {
+  watch_retry_timer_.expires_after(delay);
+  boost::system::error_code ec;
+  co_await watch_retry_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+  co_return !stopping_;
 }
 
 void Registrar::halt_loops() {
@@ -427,7 +510,7 @@ void Registrar::halt_loops() {
   adopt_retry_.cancel();
   settle_.cancel();
   keepalive_retry_.cancel();
-  watch_retry_.cancel();
+  watch_retry_timer_.cancel();
   if (keepalive_stream_) keepalive_stream_->cancel();
   if (watch_stream_) watch_stream_->cancel();
 }

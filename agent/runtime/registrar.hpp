@@ -14,8 +14,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/core/keepalive_gate.hpp"
 #include "agent/core/metrics.hpp"
 #include "agent/core/registration.hpp"
+#include "agent/core/watch_retry.hpp"
 #include "agent/etcd/client.hpp"
 #include "agent/runtime/task_scope.hpp"
 
@@ -78,6 +80,10 @@ class Registrar {
   asio::awaitable<void> tick_loop();
   asio::awaitable<void> keepalive_loop();
   asio::awaitable<void> watch_loop();
+  // Reads the first `n` own keys and feeds them to the machine; the revision to watch after (the oldest
+  // read), or 0 with `*failure` set.
+  asio::awaitable<int64_t> read_own_keys(size_t n, grpc::Status* failure);
+  asio::awaitable<bool> retry_wait(std::chrono::milliseconds delay);  // on watch_retry_timer_
   asio::awaitable<bool> backoff_wait(asio::steady_timer& timer, core::Backoff& backoff);
 
   void apply(core::Actions actions);
@@ -86,6 +92,7 @@ class Registrar {
   void delete_key(const core::DeleteKey& del);
   void update_published(size_t index, const std::string& reason);
   void send_keepalive(int64_t lease);
+  void write_keepalive(int64_t lease);
   void revoke_stale(int64_t lease);
   double random01() { return uniform_(rng_); }
   static core::TimePoint now() { return core::SteadyClock::now(); }
@@ -99,11 +106,12 @@ class Registrar {
 
   asio::steady_timer wake_;
   asio::steady_timer keepalive_retry_;
-  asio::steady_timer watch_retry_;
+  asio::steady_timer watch_retry_timer_;
+  core::WatchRetry watch_retry_;  // own-key watch: backoff across restarts, and one log line per state change
   asio::steady_timer adopt_retry_;
   std::shared_ptr<etcd::KeepAliveStream> keepalive_stream_;
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
-  bool keepalive_write_pending_ = false;
+  core::KeepaliveGate keepalive_gate_;  // one write at a time; a keepalive that could not go out is owed
   std::shared_ptr<etcd::WatchStream> watch_stream_;
   bool rewatch_ = false;  // the key set grew: the own-key watch re-reads and re-watches every key
   bool stopping_ = false;

@@ -169,4 +169,65 @@ TEST_F(RegistrationKeySet, ValueChangedWhileItsWriteIsInFlightEndsWithTheNewValu
   EXPECT_EQ(reg_.key_state(0), KeyState::kRegistered);
 }
 
+TEST_F(RegistrationKeySet, AddingALiveKeyAgainKeepsEveryActionOfTheUpdateAndThePublishChange) {
+  // Key 1 is held by another agent: in conflict, so the agent is not ready yet.
+  reg_.start(now_);
+  const Actions granted = reg_.on_lease_granted(kLease, 10s, now_, now_);
+  ASSERT_EQ(granted.writes.size(), 2u);
+  reg_.on_write_result(0, written(granted.writes[0], 100), now_, kDraw);
+  reg_.on_write_result(1, rejected(granted.writes[1], Observed{"other", 0x9999, 90}, 100), now_, kDraw);
+  ASSERT_EQ(reg_.key_state(1), KeyState::kConflict);
+  // Added again, unhealthy, with a new value: the withdrawal settles the last key, which is what makes
+  // the agent ready. The old path merged only writes, deletes and notes and lost became_ready for good.
+  size_t index = 99;
+  const Actions a = reg_.add_key({"/services/web/b", "vb2", false}, now_, &index);
+  EXPECT_EQ(index, 1u);
+  EXPECT_TRUE(a.became_ready);
+  ASSERT_EQ(a.notes.size(), 1u);
+  EXPECT_THAT(a.notes[0].text, ::testing::HasSubstr("withdrawing /services/web/b (added again)"));
+  EXPECT_EQ(reg_.key_state(1), KeyState::kWithdrawn);
+  EXPECT_EQ(reg_.desired(1).value, "vb2");
+}
+
+TEST_F(RegistrationKeySet, AddingARegisteredKeyAgainWithANewValueKeepsTheWrite) {
+  register_all();
+  size_t index = 99;
+  const Actions a = reg_.add_key({"/services/web/b", "vb2"}, now_, &index);
+  ASSERT_EQ(a.writes.size(), 1u);
+  EXPECT_EQ(a.writes[0].index, 1u);
+  EXPECT_EQ(a.writes[0].expect_mod_revision, 101);
+}
+
+TEST(Actions, MergeKeepsEveryKindOfAction) {
+  Actions a;
+  a.writes.push_back({.index = 0, .lease = kLease});
+  a.notes.push_back({core::LogNote::Level::kInfo, "first"});
+  Actions b;
+  b.grant_lease = true;
+  b.keepalive = kLease;
+  b.revoke_stale = 0x42;
+  b.writes.push_back({.index = 1, .lease = kLease});
+  b.deletes.push_back({.index = 2, .lease = kLease});
+  b.notes.push_back({core::LogNote::Level::kWarn, "second"});
+  b.became_ready = true;
+  a.merge(b);
+  EXPECT_TRUE(a.grant_lease);
+  EXPECT_EQ(a.keepalive, kLease);
+  EXPECT_EQ(a.revoke_stale, 0x42);
+  ASSERT_EQ(a.writes.size(), 2u);
+  EXPECT_EQ(a.writes[1].index, 1u);
+  ASSERT_EQ(a.deletes.size(), 1u);
+  ASSERT_EQ(a.notes.size(), 2u);
+  EXPECT_EQ(a.notes[0].text, "first");
+  EXPECT_EQ(a.notes[1].text, "second");
+  EXPECT_TRUE(a.became_ready);
+  // Merging nothing changes nothing; merging into nothing copies everything.
+  Actions c;
+  c.merge(Actions{});
+  EXPECT_TRUE(c.empty());
+  c.merge(a);
+  EXPECT_EQ(c.writes.size(), 2u);
+  EXPECT_TRUE(c.became_ready);
+}
+
 }  // namespace
