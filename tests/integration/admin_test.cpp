@@ -9,13 +9,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/core/agent_status.hpp"
 #include "tests/support/admin_client.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
-#include "tests/support/etcd_process.hpp"
 #include "tests/support/wait.hpp"
 
 namespace sidecar::test {
@@ -75,17 +80,8 @@ class RawSocket {
   int fd_;
 };
 
-class AdminEndpoint : public ::testing::Test {
+class AdminEndpoint : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-  void TearDown() override {
-    if (HasFailure() && agent_) std::fprintf(stderr, "---- agent log:\n%s\n", agent_->output().c_str());
-  }
-
   std::string manifest(std::string_view ttl = "2s") const {
     return registration_manifest(etcd_->client_url(), {kApi}, ttl) +
            "discover:\n  - service: api\n    output: api.json\n";
@@ -126,10 +122,6 @@ class AdminEndpoint : public ::testing::Test {
   bool wait_ready(std::uint16_t port, std::chrono::milliseconds timeout = 10s) {
     return wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, timeout, 20ms);
   }
-
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(AdminEndpoint, LivezReadyzStatusAndMetricsDescribeTheRegisteredAgent) {

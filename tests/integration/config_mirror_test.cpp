@@ -7,10 +7,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -25,23 +25,15 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // Suite name is what the tests are reported under: ConfigMirror.<Behaviour>.
-class ConfigMirror : public ::testing::Test {
+class ConfigMirror : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
+  ConfigMirror() { log_tail_bytes_ = 6 * 1024; }
 
   void TearDown() override {
     if (agent_) {
       EXPECT_TRUE(agent_->is_running()) << "the agent must survive everything these tests do to it";
-      if (HasFailure()) {
-        const std::string log = agent_->output();
-        std::cerr << "---- agent log (last 6 KiB) ----\n"
-                  << (log.size() > 6144 ? log.substr(log.size() - 6144) : log) << "---- end of agent log ----\n";
-      }
     }
+    EtcdAgentFixture::TearDown();
   }
 
   // `entries` is the body of the `config:` list, each item starting with "  - ".
@@ -65,9 +57,6 @@ class ConfigMirror : public ::testing::Test {
   }
 
   TempDir dir_{"config-it"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(ConfigMirror, KeyIsMirroredRawAndKeptAfterDelete) {

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd/rpc.grpc.pb.h"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -113,24 +114,20 @@ using Change = std::pair<std::string, std::optional<std::string>>;
 }
 
 // Suite name is what the tests are reported under: Discovery.<Behaviour>.
-class Discovery : public ::testing::Test {
+class Discovery : public EtcdAgentFixture {
  protected:
+  Discovery() { log_tail_bytes_ = 6 * 1024; }
+
   void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
+    ASSERT_NO_FATAL_FAILURE(EtcdAgentFixture::SetUp());
     output_ = dir_ / "order-service.json";
   }
 
   void TearDown() override {
     if (agent_) {
       EXPECT_TRUE(agent_->is_running()) << "the agent must survive everything these tests do to it";
-      if (HasFailure()) {
-        const std::string log = agent_->output();
-        std::cerr << "---- agent log (last 6 KiB) ----\n"
-                  << (log.size() > 6144 ? log.substr(log.size() - 6144) : log) << "---- end of agent log ----\n";
-      }
     }
+    EtcdAgentFixture::TearDown();
   }
 
   // One `discover:` entry for order-service; `extra` holds further fields, each line indented by 4 spaces.
@@ -175,10 +172,7 @@ class Discovery : public ::testing::Test {
   }
 
   TempDir dir_{"discovery-it"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
   fs::path output_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(Discovery, PutAndDeleteReachTheFile) {

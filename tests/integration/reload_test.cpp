@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/admin_client.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -89,17 +90,8 @@ std::string read_text(const std::filesystem::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-class Reload : public ::testing::Test {
+class Reload : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-  void TearDown() override {
-    if (HasFailure() && agent_) std::fprintf(stderr, "---- agent log:\n%s\n", agent_->output().c_str());
-  }
-
   std::string manifest(const std::vector<ServiceDef>& services, const std::string& extra = "") const {
     return registration_manifest(etcd_->client_url(), services, "2s") + extra;
   }
@@ -145,9 +137,6 @@ class Reload : public ::testing::Test {
 
   bool registered(const ServiceDef& s) { return client_->get(service_key(s)).has_value(); }
 
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
   std::optional<std::uint16_t> port_;
 };
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -23,21 +24,17 @@ constexpr auto kTtl = 3s;
 constexpr int kExitHandover = 75;
 const ServiceDef kService{.name = "order-service", .id = "order-1", .address = "10.0.0.7", .port = 9090, .metadata = {}};
 
-class RestartWithoutGap : public ::testing::Test {
+class RestartWithoutGap : public EtcdAgentFixture {
  protected:
   void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
+    ASSERT_NO_FATAL_FAILURE(EtcdAgentFixture::SetUp());
     manifest_ = registration_manifest(etcd_->client_url(), {kService}, "3s");
   }
 
-  void TearDown() override {
-    if (HasFailure()) {
-      for (auto* agent : {&first_, &second_}) {
-        if (*agent) std::cerr << "---- agent log ----\n" << (*agent)->output() << "---- end ----\n";
-      }
-    }
+  void dump_logs() const override {
+    if (first_) dump_agent_log(*first_, "first agent");
+    if (second_) dump_agent_log(*second_, "second agent");
+    dump_etcd_log_tail();
   }
 
   // Same directory and name for every process: the same manifest path, so the same state file.
@@ -94,8 +91,6 @@ class RestartWithoutGap : public ::testing::Test {
   }
 
   TempDir dir_{"restart-it"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
   std::string manifest_;
   const std::string key_ = service_key(kService);
   std::unique_ptr<AgentProcess> first_;

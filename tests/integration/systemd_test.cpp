@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/admin_client.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -93,21 +94,10 @@ class NotifySocket {
   std::thread reader_;
 };
 
-class Systemd : public ::testing::Test {
+class Systemd : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-  void TearDown() override {
-    if (HasFailure() && agent_) std::fprintf(stderr, "---- agent log:\n%s\n", agent_->output().c_str());
-  }
   std::string manifest() const { return registration_manifest(etcd_->client_url(), {kWeb}, "2s"); }
 
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
   TempDir dir_{"sidecar-systemd"};
 };
 
