@@ -75,14 +75,20 @@ TEST_F(ConfigMirror, KeyIsMirroredRawAndKeptAfterDelete) {
   ASSERT_GT(client_->put("/config/app.yaml.bak", "not mine"), 0);
   ASSERT_GT(client_->put("/config/app.yaml/child", "not mine"), 0);
 
+  // Every write is logged (debug): the count shows whether the delete wrote anything, once a later write
+  // proves the agent got past it.
+  const std::string wrote = "config /config/app.yaml: wrote " + out.string();
+  const std::size_t writes_before_delete = agent_->count_in_output(wrote);
   ASSERT_EQ(client_->del("/config/app.yaml"), 1);
+  // The agent logs this where it decides not to write, so the file is final for the delete at this point.
   ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("config /config/app.yaml: key is missing") == 2; }, 10s))
       << "the delete reaches the agent";
-  std::this_thread::sleep_for(200ms);  // and is not followed by a write
   EXPECT_EQ(read_file(out), raw) << "a deleted key keeps the last value on disk";
 
   ASSERT_GT(client_->put("/config/app.yaml", "log_level: debug\n"), 0);
   ASSERT_TRUE(wait_for_content(out, "log_level: debug\n"));
+  EXPECT_EQ(agent_->count_in_output(wrote), writes_before_delete + 1)
+      << "the delete was followed by a write of its own";
 }
 
 TEST_F(ConfigMirror, MissingKeyWritesTheDefault) {

@@ -143,12 +143,17 @@ TEST_F(EtcdAuth, BadPasswordIsAClearErrorRetriedWithBackoffAndAFixedFileIsPicked
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), auth_lines(), out));
   ASSERT_TRUE(agent);
   ASSERT_TRUE(agent->wait_for_output("authentication failed for user sidecar", 10s)) << agent->output();
+  // etcd logs every refused password: the agent's attempts, seen from the server.
+  auto refusals = [&] { return count_of(read_file(etcd_->log_path()).value_or(""), "\"invalid password\""); };
   const long cpu_before = cpu_ticks(agent->pid());
-  std::this_thread::sleep_for(2500ms);  // measuring idleness: nothing to wait on
+  std::this_thread::sleep_for(2500ms);  // the measured window itself: CPU over a fixed time
   const long cpu_used = cpu_ticks(agent->pid()) - cpu_before;
   // No tight loop: a few retries in 2.5 s cost well under 0.3 s of CPU (ticks are 10 ms).
   EXPECT_LT(cpu_used, 30) << "CPU ticks while refused: " << cpu_used;
-  // Said once per state change, not once per retry.
+  // The agent did retry (the first attempt and at least one more, 1 s later by the backoff)...
+  ASSERT_TRUE(wait_until([&] { return refusals() >= 2; }, 5s))
+      << "etcd saw " << refusals() << " refused password(s): the agent never retried\n" << etcd_->log_tail();
+  // ...and said so once per state change, not once per retry.
   EXPECT_EQ(count_of(agent->output(), "retrying with backoff (up to 30 s)"), 1u) << agent->output()
       << etcd_->log_tail();
   EXPECT_FALSE(root().get("/services/app/one").has_value());
