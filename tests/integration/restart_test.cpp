@@ -51,6 +51,20 @@ class RestartWithoutGap : public EtcdAgentFixture {
     return lease;
   }
 
+  // The lease state file, once the agent has written it (written after the lease is granted, on the agent's
+  // writer thread, so it can lag behind the key; a file still being written has another name).
+  fs::path wait_for_state_file() {
+    fs::path found;
+    wait_until([&] {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(dir_.path() / "state", ec)) {
+        if (entry.path().extension() == ".lease") found = entry.path();
+      }
+      return !found.empty();
+    }, 5s);
+    return found;
+  }
+
   // For `period`, the key never goes missing and stays on `lease` (checked every 50 ms).
   ::testing::AssertionResult key_held_throughout(std::int64_t lease, std::chrono::milliseconds period) {
     const auto end = std::chrono::steady_clock::now() + period;
@@ -69,7 +83,7 @@ class RestartWithoutGap : public EtcdAgentFixture {
     ASSERT_TRUE(first_);
     const std::int64_t lease = wait_registered();
     ASSERT_NE(lease, 0);
-    ASSERT_TRUE(wait_until([&] { return fs::exists(dir_.path() / "state"); }, 5s)) << "no state directory";
+    ASSERT_FALSE(wait_for_state_file().empty()) << "no lease state file";
     WatchRecorder watch(etcd_->endpoint(), key_);
     ASSERT_TRUE(watch.created());
 
@@ -115,6 +129,7 @@ TEST_F(RestartWithoutGap, ExpiredPreviousLeaseIsReplacedByANewOne) {
   ASSERT_TRUE(first_);
   const std::int64_t old_lease = wait_registered();
   ASSERT_NE(old_lease, 0);
+  ASSERT_FALSE(wait_for_state_file().empty()) << "no lease state file";
   first_->process().kill_and_reap();
   ASSERT_TRUE(wait_until([&] { return !client_->get(key_).has_value(); }, kTtl + 3s)) << "the lease never expired";
 
@@ -133,10 +148,9 @@ TEST_F(RestartWithoutGap, CorruptStateFileIsReportedAndIgnored) {
   first_ = start_agent();
   ASSERT_TRUE(first_);
   ASSERT_NE(wait_registered(), 0);
+  const fs::path state_file = wait_for_state_file();
+  ASSERT_FALSE(state_file.empty()) << "no lease state file";
   first_->process().kill_and_reap();
-  fs::path state_file;
-  for (const auto& entry : fs::directory_iterator(dir_.path() / "state")) state_file = entry.path();
-  ASSERT_FALSE(state_file.empty());
   ASSERT_TRUE(write_file(state_file, "{\"lease_id\": 12"));
 
   second_ = start_agent();
