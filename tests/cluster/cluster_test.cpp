@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <thread>
+#include <cstdint>
 #include <vector>
 
 #include "tests/support/agent_process.hpp"
@@ -37,6 +37,22 @@ size_t count_of(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
   for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
   return n;
+}
+
+// True once `rounds` keepalives of `lease` were seen: its remaining TTL (whole seconds, counting down
+// between keepalives) going back up. Samples that fail (an election in progress) are skipped.
+bool wait_for_keepalives(EtcdSyncClient& client, std::int64_t lease, int rounds, std::chrono::milliseconds timeout) {
+  std::int64_t last = -1;
+  int seen = 0;
+  return wait_until(
+      [&] {
+        const std::int64_t ttl = client.lease_ttl(lease).ttl;
+        if (ttl < 0) return false;
+        if (last >= 0 && ttl > last) ++seen;
+        last = ttl;
+        return seen >= rounds;
+      },
+      timeout, 100ms);
 }
 
 class ClusterFailover : public ::testing::Test {
@@ -115,8 +131,9 @@ TEST_F(ClusterFailover, KillingTheLeaderKeepsTheKeyLosesNoEventAndDoesNotReRegis
   EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.2:2") && file_has(out, "10.0.0.3:3"); }, 20s))
       << agent->output();
   const long discovery_ms = ms_since(killed_at);
-  // Two keepalive rounds (TTL/3 = 2 s each) on the new leader prove the lease is kept, not replaced.
-  std::this_thread::sleep_for(4s);  // observing that nothing happens: no event to wait on
+  // Two keepalive rounds (TTL/3 = 2 s each) on the new leader prove the lease is kept, not replaced, and
+  // give a wrong re-registration time to show on the key.
+  ASSERT_TRUE(wait_for_keepalives(check, lease, 2, 10s)) << "the lease is not kept alive\n" << agent->output();
   const auto ttl = check.lease_ttl(lease);
   EXPECT_GT(ttl.ttl, 0) << "lease expired";
   EXPECT_TRUE(own_key.events().empty()) << "the agent's key changed " << own_key.events().size()
@@ -174,7 +191,8 @@ TEST_F(ClusterFailover, StoppedMemberIsLeftBeforeTheLeaseIsAtRiskAndItsReturnCha
   // Thawing the member changes nothing: same lease, no event on the key, no new registration.
   ASSERT_TRUE(cluster_->member(frozen).sigcont());
   ASSERT_TRUE(cluster_->wait_for_leader(10s));
-  std::this_thread::sleep_for(3s);  // observing that nothing happens: no event to wait on
+  // Two keepalive rounds after the thaw: the agent is past whatever the member's return set off.
+  ASSERT_TRUE(wait_for_keepalives(check, lease, 2, 10s)) << "the lease is not kept alive\n" << agent->output();
   EXPECT_TRUE(own_key.events().empty()) << agent->output();
   const auto kv = check.get("/services/app/member-stop");
   ASSERT_TRUE(kv.has_value());

@@ -87,7 +87,10 @@ TEST_F(EtcdFault, NetworkCutLongerThanTheTtlThenHealedReRegistersAndResyncs) {
       << "the agent's key should expire on the server while the network is cut";
   ASSERT_GT(client_->put(self_key("during-cut"), instance_value("during-cut", 7400)), 0);
   ASSERT_GT(client_->put(std::string(kFaultConfigPrefix) + "during-cut", "x"), 0);
-  std::this_thread::sleep_for(1s);
+  // The agent has given up on its lease in the dark (its own deadline, no answer within the TTL): it has
+  // reacted to the cut by then, and kept trying through the proxy all along.
+  ASSERT_TRUE(agent_->wait_for_output("lease " + lease_hex(old_lease) + " lost: no keepalive answered", 10s))
+      << "the agent never noticed the cut";
   EXPECT_EQ(proxy->bytes_forwarded(), before) << "bytes crossed a black-holed proxy";
   ASSERT_TRUE(agent_->is_running());
   {

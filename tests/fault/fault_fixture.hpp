@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -69,22 +70,18 @@ inline AgentConfig with_ttl(std::string ttl) {
   return c;
 }
 
-class FaultTest : public ::testing::Test {
+class FaultTest : public EtcdAgentFixture {
  protected:
+  FaultTest() { log_tail_bytes_ = 8 * 1024; }
+
   void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
+    ASSERT_NO_FATAL_FAILURE(EtcdAgentFixture::SetUp());
     std::filesystem::create_directories(out_dir_);
   }
 
   void TearDown() override {
     if (monitor_) monitor_->stop();
-    if (agent_ && HasFailure()) {
-      const std::string log = agent_->output();
-      std::cerr << "---- agent log (last 8 KiB) ----\n"
-                << (log.size() > 8192 ? log.substr(log.size() - 8192) : log) << "---- end of agent log ----\n";
-    }
+    EtcdAgentFixture::TearDown();
   }
 
   std::string self_key(const std::string& id = kSelfId) const { return kFaultServicePrefix + id; }
@@ -217,9 +214,6 @@ class FaultTest : public ::testing::Test {
 
   TempDir dir_{"fault"};
   std::filesystem::path out_dir_ = dir_ / "out";
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
   std::unique_ptr<InvariantMonitor> monitor_;
   long baseline_rss_kib_ = 0;
 };

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/support/admin_client.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -28,17 +29,8 @@ using namespace std::chrono_literals;
 const ServiceDef kWeb{.name = "web", .id = "w1", .port = 80};
 const ServiceDef kApi{.name = "api", .id = "a1", .port = 81};
 
-class ManifestReloadFault : public ::testing::Test {
+class ManifestReloadFault : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-  void TearDown() override {
-    if (HasFailure() && agent_) std::fprintf(stderr, "---- agent log:\n%s\n", agent_->output().c_str());
-  }
-
   size_t occurrences(const std::string& needle) const {
     const std::string out = agent_->output();
     size_t n = 0;
@@ -58,9 +50,6 @@ class ManifestReloadFault : public ::testing::Test {
     return parse_prometheus(r.body).value(name);
   }
 
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
   std::optional<std::uint16_t> port_;
 };
 

@@ -29,7 +29,9 @@ TEST(InvariantMonitorSelfTest, FlagsTornEmptiedAndVanishedFiles) {
   monitor.require_instances(path, {"a"});
   ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= 1; }, 2s)) << "instance a is not listed";
   ASSERT_TRUE(write_file(path, R"({"instances":[{"id":"a","address":"h","port":1}]})"));
-  std::this_thread::sleep_for(20ms);  // let any sample of the old content finish
+  // Let any sample of the old content finish: two more samples end, so one began after the write.
+  const auto samples = monitor.samples();
+  ASSERT_TRUE(wait_until([&] { return monitor.samples() >= samples + 2; }, 2s));
   const auto before = monitor.violations().size();
   ASSERT_TRUE(write_file(path, R"({"instances":[)"));
   ASSERT_TRUE(wait_until([&] { return monitor.violations().size() >= before + 1; }, 2s));

@@ -9,13 +9,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/core/agent_status.hpp"
 #include "tests/support/admin_client.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
-#include "tests/support/etcd_process.hpp"
 #include "tests/support/wait.hpp"
 
 namespace sidecar::test {
@@ -69,23 +74,49 @@ class RawSocket {
       if (n < 0) return errno == ECONNRESET;
     }
   }
+  // Sends all of `bytes`, stopping early (without failing) when the peer has closed: a server that refuses a
+  // request may answer and close before reading the rest of it. The number of bytes the kernel took.
+  std::size_t send_until_refused(std::string_view bytes) {
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+    return sent;
+  }
+  // Everything the peer sends until it closes, and how the connection ended.
+  struct Received {
+    std::string bytes;
+    bool closed = false;    // EOF or reset by the peer; false: still open when `timeout` ran out
+    int last_errno = 0;     // ECONNRESET when the close was a reset
+  };
+  Received read_until_closed(std::chrono::milliseconds timeout) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    Received r;
+    char buf[4096];
+    while (true) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        r.bytes.append(buf, static_cast<std::size_t>(n));
+        continue;
+      }
+      r.last_errno = n < 0 ? errno : 0;
+      r.closed = n == 0 || errno == ECONNRESET;
+      return r;
+    }
+  }
   int fd() const { return fd_; }
 
  private:
   int fd_;
 };
 
-class AdminEndpoint : public ::testing::Test {
+class AdminEndpoint : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-  void TearDown() override {
-    if (HasFailure() && agent_) std::fprintf(stderr, "---- agent log:\n%s\n", agent_->output().c_str());
-  }
-
   std::string manifest(std::string_view ttl = "2s") const {
     return registration_manifest(etcd_->client_url(), {kApi}, ttl) +
            "discover:\n  - service: api\n    output: api.json\n";
@@ -126,10 +157,6 @@ class AdminEndpoint : public ::testing::Test {
   bool wait_ready(std::uint16_t port, std::chrono::milliseconds timeout = 10s) {
     return wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, timeout, 20ms);
   }
-
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(AdminEndpoint, LivezReadyzStatusAndMetricsDescribeTheRegisteredAgent) {
@@ -291,6 +318,49 @@ TEST_F(AdminEndpoint, OversizedHeadersAndBodiesAreRefused) {
       std::string(100000, 'b');
   EXPECT_EQ(http_raw(port, big_body).status, 413);
   EXPECT_EQ(http_request(port, "GET", "/livez").status, 200);  // and it still serves
+}
+
+// A raw socket, so the test sees exactly what comes back: the status line and the close, not a client's
+// interpretation of a reset. The limits are the agent's defaults: 8 KiB of header, 1 KiB of body.
+TEST_F(AdminEndpoint, A64KiBHeaderIsAnswered431AndAnOversizedBody413BeforeTheClose) {
+  const std::uint16_t port = start_agent(manifest());
+  ASSERT_EQ(http_request(port, "GET", "/livez").status, 200);
+
+  auto refused = [&](const std::string& request) {
+    RawSocket socket;
+    EXPECT_TRUE(socket.connect_to(port));
+    socket.send_until_refused(request);
+    return socket.read_until_closed(5s);
+  };
+  // Keep-alive requests: the close must be the server's decision, not an echo of "Connection: close".
+  const std::string big_header =
+      "GET /livez HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
+  const auto header_reply = refused(big_header);
+  EXPECT_THAT(header_reply.bytes, ::testing::StartsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+  EXPECT_THAT(header_reply.bytes, HasSubstr("\r\nConnection: close\r\n"));
+  EXPECT_THAT(header_reply.bytes, HasSubstr(R"({"error":"request header too large"})"));
+  EXPECT_TRUE(header_reply.closed) << "the connection is still open after the 431 (errno " << header_reply.last_errno
+                                   << ")";
+
+  // One byte over the body limit, announced by Content-Length: refused before the body is read.
+  const std::string over_body =
+      "POST /v1/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 1025\r\n\r\n" + std::string(1025, 'b');
+  const auto body_reply = refused(over_body);
+  EXPECT_THAT(body_reply.bytes, ::testing::StartsWith("HTTP/1.1 413 "));
+  EXPECT_THAT(body_reply.bytes, HasSubstr("\r\nConnection: close\r\n"));
+  EXPECT_THAT(body_reply.bytes, HasSubstr(R"({"error":"request body too large"})"));
+  EXPECT_TRUE(body_reply.closed) << "the connection is still open after the 413 (errno " << body_reply.last_errno
+                                 << ")";
+  // Chunked, so no Content-Length gives the size away: refused once the chunks pass the limit.
+  const std::string chunked = "POST /v1/drain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+                              std::string(0x800, 'c') + "\r\n0\r\n\r\n";
+  const auto chunked_reply = refused(chunked);
+  EXPECT_THAT(chunked_reply.bytes, ::testing::StartsWith("HTTP/1.1 413 "));
+  EXPECT_TRUE(chunked_reply.closed);
+
+  // Neither refused request was acted on, and the endpoint still serves.
+  EXPECT_EQ(nlohmann::json::parse(http_request(port, "GET", "/v1/status").body)["drained"], false);
+  EXPECT_EQ(http_request(port, "GET", "/livez").status, 200);
 }
 
 TEST_F(AdminEndpoint, IdleConnectionsAreCappedAndTimedOut) {

@@ -7,10 +7,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -25,23 +25,15 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // Suite name is what the tests are reported under: ConfigMirror.<Behaviour>.
-class ConfigMirror : public ::testing::Test {
+class ConfigMirror : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
+  ConfigMirror() { log_tail_bytes_ = 6 * 1024; }
 
   void TearDown() override {
     if (agent_) {
       EXPECT_TRUE(agent_->is_running()) << "the agent must survive everything these tests do to it";
-      if (HasFailure()) {
-        const std::string log = agent_->output();
-        std::cerr << "---- agent log (last 6 KiB) ----\n"
-                  << (log.size() > 6144 ? log.substr(log.size() - 6144) : log) << "---- end of agent log ----\n";
-      }
     }
+    EtcdAgentFixture::TearDown();
   }
 
   // `entries` is the body of the `config:` list, each item starting with "  - ".
@@ -65,9 +57,6 @@ class ConfigMirror : public ::testing::Test {
   }
 
   TempDir dir_{"config-it"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(ConfigMirror, KeyIsMirroredRawAndKeptAfterDelete) {
@@ -86,14 +75,20 @@ TEST_F(ConfigMirror, KeyIsMirroredRawAndKeptAfterDelete) {
   ASSERT_GT(client_->put("/config/app.yaml.bak", "not mine"), 0);
   ASSERT_GT(client_->put("/config/app.yaml/child", "not mine"), 0);
 
+  // Every write is logged (debug): the count shows whether the delete wrote anything, once a later write
+  // proves the agent got past it.
+  const std::string wrote = "config /config/app.yaml: wrote " + out.string();
+  const std::size_t writes_before_delete = agent_->count_in_output(wrote);
   ASSERT_EQ(client_->del("/config/app.yaml"), 1);
+  // The agent logs this where it decides not to write, so the file is final for the delete at this point.
   ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("config /config/app.yaml: key is missing") == 2; }, 10s))
       << "the delete reaches the agent";
-  std::this_thread::sleep_for(200ms);  // and is not followed by a write
   EXPECT_EQ(read_file(out), raw) << "a deleted key keeps the last value on disk";
 
   ASSERT_GT(client_->put("/config/app.yaml", "log_level: debug\n"), 0);
   ASSERT_TRUE(wait_for_content(out, "log_level: debug\n"));
+  EXPECT_EQ(agent_->count_in_output(wrote), writes_before_delete + 1)
+      << "the delete was followed by a write of its own";
 }
 
 TEST_F(ConfigMirror, MissingKeyWritesTheDefault) {

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd/rpc.grpc.pb.h"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -39,6 +40,8 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 constexpr const char* kService = "order-service";
+// The agent's debug line for every write of the output file.
+constexpr const char* kWrote = "discover order-service: wrote ";
 constexpr const char* kPrefix = "/services/order-service/";
 // etcd 3.4's default --max-txn-ops.
 constexpr std::size_t kMaxTxnOps = 128;
@@ -113,24 +116,20 @@ using Change = std::pair<std::string, std::optional<std::string>>;
 }
 
 // Suite name is what the tests are reported under: Discovery.<Behaviour>.
-class Discovery : public ::testing::Test {
+class Discovery : public EtcdAgentFixture {
  protected:
+  Discovery() { log_tail_bytes_ = 6 * 1024; }
+
   void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
+    ASSERT_NO_FATAL_FAILURE(EtcdAgentFixture::SetUp());
     output_ = dir_ / "order-service.json";
   }
 
   void TearDown() override {
     if (agent_) {
       EXPECT_TRUE(agent_->is_running()) << "the agent must survive everything these tests do to it";
-      if (HasFailure()) {
-        const std::string log = agent_->output();
-        std::cerr << "---- agent log (last 6 KiB) ----\n"
-                  << (log.size() > 6144 ? log.substr(log.size() - 6144) : log) << "---- end of agent log ----\n";
-      }
     }
+    EtcdAgentFixture::TearDown();
   }
 
   // One `discover:` entry for order-service; `extra` holds further fields, each line indented by 4 spaces.
@@ -175,10 +174,7 @@ class Discovery : public ::testing::Test {
   }
 
   TempDir dir_{"discovery-it"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
   fs::path output_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(Discovery, PutAndDeleteReachTheFile) {
@@ -536,13 +532,17 @@ TEST_F(Discovery, MinInstancesGuardKeepsTheLastGoodFile) {
   ASSERT_TRUE(wait_for_endpoints({{"a", "10.0.0.1:1"}, {"b", "10.0.0.2:2"}}));
   const std::string two = *read_file(output_);
 
+  const std::size_t writes_of_two = agent_->count_in_output(kWrote);
   ASSERT_EQ(client_->del(key_of("a")), 1);
-  // The agent says when it holds a write back; after that the file must still be the last good one.
+  // The agent says when it holds a write back (where it decides not to write); the file is still the last
+  // good one then.
   ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("below min_instances") >= 2; }, 10s));
-  std::this_thread::sleep_for(300ms);  // nothing may be written in the meantime either
   EXPECT_EQ(read_file(output_), two);
 
+  // Back at the minimum: exactly one more write, so nothing was written while below it.
   ASSERT_GT(client_->put(key_of("c"), sidecar_value("c", "10.0.0.3", 3)), 0);
+  ASSERT_TRUE(wait_for_endpoints({{"b", "10.0.0.2:2"}, {"c", "10.0.0.3:3"}}));
+  EXPECT_EQ(agent_->count_in_output(kWrote), writes_of_two + 1) << "a write happened while below min_instances";
   ASSERT_GT(client_->put(key_of("d"), sidecar_value("d", "10.0.0.4", 4)), 0);
   ASSERT_TRUE(wait_for_endpoints({{"b", "10.0.0.2:2"}, {"c", "10.0.0.3:3"}, {"d", "10.0.0.4:4"}}));
 }
@@ -550,9 +550,10 @@ TEST_F(Discovery, MinInstancesGuardKeepsTheLastGoodFile) {
 TEST_F(Discovery, OnChangeRunsOncePerBurst) {
   const fs::path counter = dir_ / "on_change.count";
   const fs::path seen = dir_ / "on_change.seen";
-  // on_change records that it ran and what file it saw, so the test knows when it ran for the final file.
-  start_agent(manifest("    on_change: \"cat " + output_.string() + " > " + seen.string() + "; echo run >> " +
-                       counter.string() + "\"\n"));
+  // on_change records that it ran and what file it saw, so the test knows when it ran for the final file;
+  // counted first, so a run whose file the test has seen is already in the count.
+  start_agent(manifest("    on_change: \"echo run >> " + counter.string() + "; cat " + output_.string() + " > " +
+                       seen.string() + "\"\n"));
   auto runs = [&] {
     const std::string text = read_file(counter).value_or("");
     return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
@@ -571,9 +572,20 @@ TEST_F(Discovery, OnChangeRunsOncePerBurst) {
   ASSERT_TRUE(wait_for_endpoints(expected, 10s));
   ASSERT_TRUE(wait_until([&] { return read_file(seen) == read_file(output_); }, 10s))
       << "on_change must run after the final write";
-  std::this_thread::sleep_for(300ms);  // and not again without a change
-  const int burst_runs = runs() - 1;
-  const auto writes = agent_->count_in_output("discover order-service: wrote ") - 1;
+  const int runs_after_burst = runs();
+  const int burst_runs = runs_after_burst - 1;
+  const auto writes = agent_->count_in_output(kWrote) - 1;
+  // And not again without a change: one more change runs it exactly once more, so a spare run for the
+  // burst (which would come first: on_change runs one at a time, in order) shows in the count.
+  ASSERT_GT(client_->put(key_of("marker"), sidecar_value("marker", "10.9.9.9", 2999)), 0);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto text = read_file(seen);
+        return runs() > runs_after_burst && text && text->find("10.9.9.9") != std::string::npos;
+      },
+      10s))
+      << "on_change must run for the marker's write";
+  EXPECT_EQ(runs(), runs_after_burst + 1) << "on_change ran again without a change";
   std::cout << "a burst of " << kBurst << " puts took " << writes << " write(s) and ran on_change " << burst_runs
             << " time(s)\n";
   EXPECT_GE(burst_runs, 1);
@@ -627,13 +639,19 @@ TEST_F(Discovery, EtcdOutageLeavesTheFileUntouched) {
   struct stat st_before {};
   ASSERT_EQ(::stat(output_.c_str(), &st_before), 0);
 
+  const std::size_t writes_before = agent_->count_in_output(kWrote);
   etcd_->kill9();
-  // Nothing must happen for a while: a bounded look, sampled so a transient truncation would be caught.
-  const auto until = std::chrono::steady_clock::now() + 2s;
-  while (std::chrono::steady_clock::now() < until) {
-    ASSERT_EQ(read_file(output_), before) << "the file changed while etcd was down";
-    std::this_thread::sleep_for(20ms);
-  }
+  // Sampled (so a transient truncation would be caught) until the agent has lost its watch and failed to
+  // re-read the prefix: it has reacted to the outage by then.
+  bool changed = false;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        changed = changed || read_file(output_) != before;
+        return changed || agent_->output_contains("watch /services/order-service/: cannot read the prefix");
+      },
+      10s, 20ms))
+      << "the agent never reported the outage";
+  EXPECT_FALSE(changed) << "the file changed while etcd was down";
   struct stat st_after {};
   ASSERT_EQ(::stat(output_.c_str(), &st_after), 0);
   EXPECT_EQ(st_after.st_ino, st_before.st_ino) << "the file was replaced during the outage";
@@ -643,6 +661,8 @@ TEST_F(Discovery, EtcdOutageLeavesTheFileUntouched) {
   ASSERT_GT(client_->put(key_of("c"), sidecar_value("c", "10.0.0.3", 3)), 0) << client_->last_error();
   ASSERT_TRUE(wait_for_endpoints({{"a", "10.0.0.1:1"}, {"b", "10.0.0.2:2"}, {"c", "10.0.0.3:3"}}, 15s))
       << "the agent resumes once etcd is back";
+  // The resync finds a and b unchanged (no write), c takes one: any write during the outage shows here.
+  EXPECT_EQ(agent_->count_in_output(kWrote), writes_before + 1) << "the file was written during the outage";
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -56,21 +57,17 @@ bool app_saw(const ChildProcess& app, const std::string& event, const std::strin
   return false;
 }
 
-class Etcd3Interop : public ::testing::Test {
+class Etcd3Interop : public EtcdAgentFixture {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(kAppDir / "node_modules/etcd3"))
         << kAppDir / "node_modules/etcd3" << " is missing: run scripts/install-deps.sh (it runs npm ci there)";
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
+    EtcdAgentFixture::SetUp();
   }
 
-  void TearDown() override {
-    if (HasFailure()) {
-      if (app_) std::cerr << "---- app output ----\n" << app_->output() << "---- end ----\n";
-      if (agent_) std::cerr << "---- agent log ----\n" << agent_->output() << "---- end ----\n";
-    }
+  void dump_logs() const override {
+    if (app_) std::cerr << "---- app output ----\n" << app_->output() << "---- end ----\n";
+    EtcdAgentFixture::dump_logs();
   }
 
   void start_app(const std::string& id, int port) {
@@ -83,10 +80,7 @@ class Etcd3Interop : public ::testing::Test {
   }
 
   TempDir dir_{"etcd3-interop"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
   std::optional<ChildProcess> app_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 TEST_F(Etcd3Interop, AgentAndEtcd3AppDiscoverEachOther) {

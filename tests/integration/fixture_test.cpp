@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/process.hpp"
@@ -19,17 +20,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class EtcdFixture : public ::testing::Test {
- protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-};
+// The shared base as-is: its etcd and client are what these tests check.
+class EtcdFixture : public EtcdAgentFixture {};
 
 TEST_F(EtcdFixture, PutThenGetReturnsValueAndRevisions) {
   const std::int64_t rev = client_->put("/fixture/a", "one");

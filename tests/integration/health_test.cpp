@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/agent_process.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -104,20 +104,8 @@ struct Svc {
   std::string key() const { return "/services/" + name + "/" + id; }
 };
 
-class HealthChecks : public ::testing::Test {
+class HealthChecks : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-
-  void TearDown() override {
-    if (!HasFailure()) return;
-    if (agent_) std::fprintf(stderr, "---- agent log (%s):\n%s\n", agent_->dir().c_str(), agent_->output().c_str());
-    if (etcd_) std::fprintf(stderr, "---- etcd log tail:\n%s\n", etcd_->log_tail(2048).c_str());
-  }
-
   std::string manifest(const std::vector<Svc>& services, const std::string& extra = "") const {
     std::string yaml = "etcd:\n  endpoints: [" + quoted(etcd_->client_url()) + "]\n";
     yaml += "lease:\n  ttl: 10s\n";
@@ -144,10 +132,6 @@ class HealthChecks : public ::testing::Test {
   bool wait_absent(const std::string& key, std::chrono::milliseconds timeout = kRegisterTimeout) {
     return wait_until([&] { return !client_->get(key).has_value() && client_->last_error().empty(); }, timeout);
   }
-
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
 };
 
 // ------------------------------------------------------------------------------------------------ rise / fall

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -26,14 +27,12 @@ bool file_has(const std::filesystem::path& path, const std::string& text) {
   return content && content->find(text) != std::string::npos;
 }
 
-class GrpcProxyTest : public ::testing::Test {
+class GrpcProxyTest : public EtcdAgentFixture {
  protected:
   void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_TRUE(etcd_);
+    ASSERT_NO_FATAL_FAILURE(EtcdAgentFixture::SetUp());
     proxy_ = GrpcProxy::start({etcd_->endpoint()});
     ASSERT_TRUE(proxy_);
-    check_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
   }
 
   // Agent `id` registers app/<id> on port `port` and discovers every app instance.
@@ -44,21 +43,19 @@ class GrpcProxyTest : public ::testing::Test {
   }
 
   TempDir dir_{"sidecar-proxy"};
-  std::unique_ptr<EtcdProcess> etcd_;
   std::unique_ptr<GrpcProxy> proxy_;
-  std::unique_ptr<EtcdSyncClient> check_;
 };
 
 TEST_F(GrpcProxyTest, AgentRegistersAndDiscoversThroughTheProxy) {
   auto agent = AgentProcess::start(manifest("one", 8001));
   ASSERT_TRUE(agent);
-  ASSERT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  ASSERT_GT(check_->put("/services/app/other", R"({"address":"10.0.0.7","port":7})"), 0);
+  ASSERT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_GT(client_->put("/services/app/other", R"({"address":"10.0.0.7","port":7})"), 0);
   EXPECT_TRUE(wait_until([&] { return file_has(dir_ / "one.txt", "10.0.0.7:7"); }, 10s)) << agent->output();
   // Deregistration (LeaseRevoke) goes through the proxy too.
   ASSERT_TRUE(agent->signal(SIGTERM));
   ASSERT_TRUE(agent->wait_exit(5s).has_value());
-  EXPECT_FALSE(check_->get("/services/app/one").has_value());
+  EXPECT_FALSE(client_->get("/services/app/one").has_value());
 }
 
 TEST_F(GrpcProxyTest, SeveralAgentsShareOneProxyAndSeeEachOther) {
@@ -79,30 +76,30 @@ TEST_F(GrpcProxyTest, SeveralAgentsShareOneProxyAndSeeEachOther) {
         15s))
         << "agent " << i << " file: " << read_file(file).value_or("<none>") << "\n" << agents[i]->output();
   }
-  EXPECT_EQ(check_->get_prefix("/services/app/").size(), 4u);
+  EXPECT_EQ(client_->get_prefix("/services/app/").size(), 4u);
 }
 
 TEST_F(GrpcProxyTest, RegistrationAndDiscoveryRecoverWhenTheProxyRestarts) {
   auto agent = AgentProcess::start(manifest("one", 8001));
   ASSERT_TRUE(agent);
-  ASSERT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  const auto lease = check_->get("/services/app/one")->lease;
+  ASSERT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  const auto lease = client_->get("/services/app/one")->lease;
 
   proxy_->kill9();
   // While the proxy is down, the world moves on: a new instance appears and the agent's key is deleted.
-  ASSERT_GT(check_->put("/services/app/during", R"({"address":"10.0.0.8","port":8})"), 0);
-  ASSERT_EQ(check_->del("/services/app/one"), 1);
+  ASSERT_GT(client_->put("/services/app/during", R"({"address":"10.0.0.8","port":8})"), 0);
+  ASSERT_EQ(client_->del("/services/app/one"), 1);
   ASSERT_TRUE(proxy_->restart());
 
   // Both are repaired once the proxy is back: the key rewritten (on the same lease, kept alive through the
   // outage), and the file updated with what happened while it was down.
-  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  EXPECT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
   EXPECT_TRUE(wait_until([&] { return file_has(dir_ / "one.txt", "10.0.0.8:8"); }, 10s)) << agent->output();
-  const auto kv = check_->get("/services/app/one");
+  const auto kv = client_->get("/services/app/one");
   ASSERT_TRUE(kv.has_value());
   EXPECT_EQ(kv->lease, lease);
   // And later changes keep flowing through the new proxy process.
-  ASSERT_GT(check_->put("/services/app/after", R"({"address":"10.0.0.9","port":9})"), 0);
+  ASSERT_GT(client_->put("/services/app/after", R"({"address":"10.0.0.9","port":9})"), 0);
   EXPECT_TRUE(wait_until([&] { return file_has(dir_ / "one.txt", "10.0.0.9:9"); }, 10s)) << agent->output();
 }
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -73,21 +74,11 @@ std::optional<std::size_t> put_after_delete(const Events& events, const std::str
   return find_event(events, key, *del + 1, is_put);
 }
 
-class Registration : public ::testing::Test {
+class Registration : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-
-  void TearDown() override {
-    if (!HasFailure()) return;
-    for (std::size_t i = 0; i < agents_.size(); ++i) {
-      std::fprintf(stderr, "---- agent %zu log (%s):\n%s\n", i, agents_[i]->dir().c_str(),
-                   agents_[i]->output().c_str());
-    }
-    if (etcd_) std::fprintf(stderr, "---- etcd log tail:\n%s\n", etcd_->log_tail(2048).c_str());
+  void dump_logs() const override {
+    for (std::size_t i = 0; i < agents_.size(); ++i) dump_agent_log(*agents_[i], "agent " + std::to_string(i));
+    dump_etcd_log_tail();
   }
 
   // Starts an agent registering `services`; its log is printed if the test fails.
@@ -111,8 +102,6 @@ class Registration : public ::testing::Test {
     return wait_for_key(key, [](const Kv& kv) { return kv.lease != 0; });
   }
 
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
   std::vector<std::unique_ptr<AgentProcess>> agents_;
 };
 

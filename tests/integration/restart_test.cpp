@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -23,21 +24,17 @@ constexpr auto kTtl = 3s;
 constexpr int kExitHandover = 75;
 const ServiceDef kService{.name = "order-service", .id = "order-1", .address = "10.0.0.7", .port = 9090, .metadata = {}};
 
-class RestartWithoutGap : public ::testing::Test {
+class RestartWithoutGap : public EtcdAgentFixture {
  protected:
   void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
+    ASSERT_NO_FATAL_FAILURE(EtcdAgentFixture::SetUp());
     manifest_ = registration_manifest(etcd_->client_url(), {kService}, "3s");
   }
 
-  void TearDown() override {
-    if (HasFailure()) {
-      for (auto* agent : {&first_, &second_}) {
-        if (*agent) std::cerr << "---- agent log ----\n" << (*agent)->output() << "---- end ----\n";
-      }
-    }
+  void dump_logs() const override {
+    if (first_) dump_agent_log(*first_, "first agent");
+    if (second_) dump_agent_log(*second_, "second agent");
+    dump_etcd_log_tail();
   }
 
   // Same directory and name for every process: the same manifest path, so the same state file.
@@ -52,6 +49,20 @@ class RestartWithoutGap : public ::testing::Test {
       return lease != 0;
     }, 10s);
     return lease;
+  }
+
+  // The lease state file, once the agent has written it (written after the lease is granted, on the agent's
+  // writer thread, so it can lag behind the key; a file still being written has another name).
+  fs::path wait_for_state_file() {
+    fs::path found;
+    wait_until([&] {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(dir_.path() / "state", ec)) {
+        if (entry.path().extension() == ".lease") found = entry.path();
+      }
+      return !found.empty();
+    }, 5s);
+    return found;
   }
 
   // For `period`, the key never goes missing and stays on `lease` (checked every 50 ms).
@@ -72,7 +83,7 @@ class RestartWithoutGap : public ::testing::Test {
     ASSERT_TRUE(first_);
     const std::int64_t lease = wait_registered();
     ASSERT_NE(lease, 0);
-    ASSERT_TRUE(wait_until([&] { return fs::exists(dir_.path() / "state"); }, 5s)) << "no state directory";
+    ASSERT_FALSE(wait_for_state_file().empty()) << "no lease state file";
     WatchRecorder watch(etcd_->endpoint(), key_);
     ASSERT_TRUE(watch.created());
 
@@ -94,8 +105,6 @@ class RestartWithoutGap : public ::testing::Test {
   }
 
   TempDir dir_{"restart-it"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
   std::string manifest_;
   const std::string key_ = service_key(kService);
   std::unique_ptr<AgentProcess> first_;
@@ -120,6 +129,7 @@ TEST_F(RestartWithoutGap, ExpiredPreviousLeaseIsReplacedByANewOne) {
   ASSERT_TRUE(first_);
   const std::int64_t old_lease = wait_registered();
   ASSERT_NE(old_lease, 0);
+  ASSERT_FALSE(wait_for_state_file().empty()) << "no lease state file";
   first_->process().kill_and_reap();
   ASSERT_TRUE(wait_until([&] { return !client_->get(key_).has_value(); }, kTtl + 3s)) << "the lease never expired";
 
@@ -138,10 +148,9 @@ TEST_F(RestartWithoutGap, CorruptStateFileIsReportedAndIgnored) {
   first_ = start_agent();
   ASSERT_TRUE(first_);
   ASSERT_NE(wait_registered(), 0);
+  const fs::path state_file = wait_for_state_file();
+  ASSERT_FALSE(state_file.empty()) << "no lease state file";
   first_->process().kill_and_reap();
-  fs::path state_file;
-  for (const auto& entry : fs::directory_iterator(dir_.path() / "state")) state_file = entry.path();
-  ASSERT_FALSE(state_file.empty());
   ASSERT_TRUE(write_file(state_file, "{\"lease_id\": 12"));
 
   second_ = start_agent();

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -72,30 +73,27 @@ size_t count_of(const std::string& haystack, const std::string& needle) {
 
 // ------------------------------------------------------------------------------------------------ auth
 
-class EtcdAuth : public ::testing::Test {
+class EtcdAuth : public EtcdAgentFixture {
  protected:
   void SetUp() override {
     // Simple tokens that expire after 2 s idle: the agent must renew them again and again.
-    etcd_ = EtcdProcess::start({"--auth-token=simple", "--auth-token-ttl=2"});
-    ASSERT_TRUE(etcd_);
+    ASSERT_NO_FATAL_FAILURE(start_etcd({"--auth-token=simple", "--auth-token-ttl=2"}));
     std::string error;
     ASSERT_TRUE(enable_auth(etcd_->client_url(), kPassword, &error)) << error;
-    root_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-    ASSERT_TRUE(root_->authenticate("root", kRootPassword)) << root_->last_error();
+    // client_ acts as root here.
+    ASSERT_TRUE(client_->authenticate("root", kRootPassword)) << client_->last_error();
     ASSERT_TRUE(write_file(dir_ / "password", std::string(kPassword) + "\n"));
   }
 
   // Root's token expires too; take a fresh one before each check.
   EtcdSyncClient& root() {
-    root_->authenticate("root", kRootPassword);
-    return *root_;
+    client_->authenticate("root", kRootPassword);
+    return *client_;
   }
 
   std::string auth_lines() { return "  username: sidecar\n  password_file: " + (dir_ / "password").string() + "\n"; }
 
   TempDir dir_{"sidecar-auth"};
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> root_;
 };
 
 TEST_F(EtcdAuth, RestrictedUserRegistersAndDiscoversAcrossTokenExpiriesAndRestart) {
@@ -103,14 +101,14 @@ TEST_F(EtcdAuth, RestrictedUserRegistersAndDiscoversAcrossTokenExpiriesAndRestar
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), auth_lines(), out));
   ASSERT_TRUE(agent);
   ASSERT_TRUE(wait_until([&] { return root().get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  ASSERT_GT(root().put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << root_->last_error();
+  ASSERT_GT(root().put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << client_->last_error();
   ASSERT_TRUE(wait_until([&] { return file_has(out, "10.0.0.1:1"); }, 10s)) << agent->output();
 
   // Twice: let the token expire (2 s TTL, checked by etcd once a second), then make the agent write
   // (restore a deleted key).
   for (int round = 0; round < 2; ++round) {
     std::this_thread::sleep_for(3500ms);  // the token's TTL is the thing under test: nothing to wait on
-    ASSERT_EQ(root().del("/services/app/one"), 1) << root_->last_error() << "\n" << agent->output();
+    ASSERT_EQ(root().del("/services/app/one"), 1) << client_->last_error() << "\n" << agent->output();
     ASSERT_TRUE(wait_until([&] { return root().get("/services/app/one").has_value(); }, 10s))
         << "round " << round << "\n" << agent->output();
   }
@@ -119,7 +117,7 @@ TEST_F(EtcdAuth, RestrictedUserRegistersAndDiscoversAcrossTokenExpiriesAndRestar
 
   // A restarted etcd forgets every simple token: every stream reopens and must carry a new one.
   ASSERT_TRUE(etcd_->restart());
-  ASSERT_GT(root().put("/services/peer/b", R"({"address":"10.0.0.2","port":2})"), 0) << root_->last_error();
+  ASSERT_GT(root().put("/services/peer/b", R"({"address":"10.0.0.2","port":2})"), 0) << client_->last_error();
   EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.2:2"); }, 15s)) << agent->output();
   ASSERT_EQ(root().del("/services/app/one"), 1);
   EXPECT_TRUE(wait_until([&] { return root().get("/services/app/one").has_value(); }, 10s)) << agent->output();
@@ -145,12 +143,17 @@ TEST_F(EtcdAuth, BadPasswordIsAClearErrorRetriedWithBackoffAndAFixedFileIsPicked
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), auth_lines(), out));
   ASSERT_TRUE(agent);
   ASSERT_TRUE(agent->wait_for_output("authentication failed for user sidecar", 10s)) << agent->output();
+  // etcd logs every refused password: the agent's attempts, seen from the server.
+  auto refusals = [&] { return count_of(read_file(etcd_->log_path()).value_or(""), "\"invalid password\""); };
   const long cpu_before = cpu_ticks(agent->pid());
-  std::this_thread::sleep_for(2500ms);  // measuring idleness: nothing to wait on
+  std::this_thread::sleep_for(2500ms);  // the measured window itself: CPU over a fixed time
   const long cpu_used = cpu_ticks(agent->pid()) - cpu_before;
   // No tight loop: a few retries in 2.5 s cost well under 0.3 s of CPU (ticks are 10 ms).
   EXPECT_LT(cpu_used, 30) << "CPU ticks while refused: " << cpu_used;
-  // Said once per state change, not once per retry.
+  // The agent did retry (the first attempt and at least one more, 1 s later by the backoff)...
+  ASSERT_TRUE(wait_until([&] { return refusals() >= 2; }, 5s))
+      << "etcd saw " << refusals() << " refused password(s): the agent never retried\n" << etcd_->log_tail();
+  // ...and said so once per state change, not once per retry.
   EXPECT_EQ(count_of(agent->output(), "retrying with backoff (up to 30 s)"), 1u) << agent->output()
       << etcd_->log_tail();
   EXPECT_FALSE(root().get("/services/app/one").has_value());
@@ -188,7 +191,7 @@ TEST_F(EtcdAuth, LiteralPasswordWorksWithAWarningAndIsNotPrinted) {
 
 // ------------------------------------------------------------------------------------------------ TLS
 
-class EtcdTls : public ::testing::Test {
+class EtcdTls : public EtcdAgentFixture {
  protected:
   void SetUp() override {
     auto certs = make_certs(dir_.path() / "pki", "a");
@@ -196,11 +199,8 @@ class EtcdTls : public ::testing::Test {
     certs_ = *certs;
   }
 
-  void start_etcd(bool mtls) {
-    etcd_ = EtcdProcess::start_tls(certs_.server_tls(mtls));
-    ASSERT_TRUE(etcd_);
-    check_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint(), certs_.client_tls(true));
-  }
+  // Not in SetUp: each test picks plain TLS or mTLS.
+  void start_etcd(bool mtls) { start_etcd_tls(certs_.server_tls(mtls), certs_.client_tls(true)); }
 
   // The agent's own copies: the test replaces them on disk like a certificate manager would.
   std::string tls_lines(bool with_cert, const std::filesystem::path& ca = {}) {
@@ -217,8 +217,6 @@ class EtcdTls : public ::testing::Test {
 
   TempDir dir_{"sidecar-tls"};
   CertSet certs_;
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> check_;
 };
 
 TEST_F(EtcdTls, RegistersAndDiscoversOverTlsWithACa) {
@@ -226,8 +224,8 @@ TEST_F(EtcdTls, RegistersAndDiscoversOverTlsWithACa) {
   const auto out = dir_ / "peer.txt";
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), tls_lines(false), out));
   ASSERT_TRUE(agent);
-  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  ASSERT_GT(check_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << check_->last_error();
+  EXPECT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_GT(client_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << client_->last_error();
   EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.1:1"); }, 10s)) << agent->output();
 }
 
@@ -236,8 +234,8 @@ TEST_F(EtcdTls, RegistersAndDiscoversOverMutualTls) {
   const auto out = dir_ / "peer.txt";
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), tls_lines(true), out));
   ASSERT_TRUE(agent);
-  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  ASSERT_GT(check_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << check_->last_error();
+  EXPECT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_GT(client_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << client_->last_error();
   EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.1:1"); }, 10s)) << agent->output();
 }
 
@@ -249,7 +247,7 @@ TEST_F(EtcdTls, WrongCaFailsWithAClearMessage) {
   ASSERT_TRUE(agent);
   EXPECT_TRUE(agent->wait_for_output("TLS handshake failed: the server's certificate is not signed by a CA in etcd.tls.ca", 10s))
       << agent->output();
-  EXPECT_FALSE(check_->get("/services/app/one").has_value());
+  EXPECT_FALSE(client_->get("/services/app/one").has_value());
 }
 
 TEST_F(EtcdTls, MissingClientCertificateFailsWithAClearMessage) {
@@ -258,7 +256,7 @@ TEST_F(EtcdTls, MissingClientCertificateFailsWithAClearMessage) {
   ASSERT_TRUE(agent);
   EXPECT_TRUE(agent->wait_for_output("requires a client certificate; set etcd.tls.cert and etcd.tls.key", 10s))
       << agent->output();
-  EXPECT_FALSE(check_->get("/services/app/one").has_value());
+  EXPECT_FALSE(client_->get("/services/app/one").has_value());
 }
 
 TEST_F(EtcdTls, UnreadableCertificateFileIsAConfigErrorAtStart) {
@@ -275,8 +273,8 @@ TEST_F(EtcdTls, CertificatesReplacedOnDiskArePickedUpAtTheNextReconnect) {
   const auto out = dir_ / "peer.txt";
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), tls_lines(true), out, "10s"));
   ASSERT_TRUE(agent);
-  ASSERT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  const auto lease = check_->get("/services/app/one")->lease;
+  ASSERT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  const auto lease = client_->get("/services/app/one")->lease;
 
   // Rotation to a whole new CA. First the agent's files (its open connection is unaffected), then the
   // server's, with a restart: the agent's next connection must use the new files.
@@ -292,16 +290,16 @@ TEST_F(EtcdTls, CertificatesReplacedOnDiskArePickedUpAtTheNextReconnect) {
     ASSERT_TRUE(write_file_atomic(to, *read_file(from)));
   }
   ASSERT_TRUE(etcd_->restart());
-  check_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint(), certs_.client_tls(true));
+  client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint(), certs_.client_tls(true));
 
   EXPECT_TRUE(agent->wait_for_output("etcd TLS files changed on disk", 10s)) << agent->output();
   // Same lease (kept alive through the rotation), and discovery works on the new connection.
-  ASSERT_GT(check_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << check_->last_error();
+  ASSERT_GT(client_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << client_->last_error();
   EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.1:1"); }, 10s)) << agent->output();
-  const auto kv = check_->get("/services/app/one");
+  const auto kv = client_->get("/services/app/one");
   ASSERT_TRUE(kv.has_value());
   EXPECT_EQ(kv->lease, lease);
-  EXPECT_GT(check_->lease_ttl(lease).ttl, 0);
+  EXPECT_GT(client_->lease_ttl(lease).ttl, 0);
 }
 
 TEST_F(EtcdTls, MutualTlsAndAuthTogetherAsInTheIssueExample) {
@@ -309,13 +307,13 @@ TEST_F(EtcdTls, MutualTlsAndAuthTogetherAsInTheIssueExample) {
   std::string error;
   ASSERT_TRUE(enable_auth(etcd_->client_url(), kPassword, &error, etcdctl_tls_args(certs_, true))) << error;
   ASSERT_TRUE(write_file(dir_ / "password", kPassword));
-  ASSERT_TRUE(check_->authenticate("root", kRootPassword)) << check_->last_error();
+  ASSERT_TRUE(client_->authenticate("root", kRootPassword)) << client_->last_error();
   const auto out = dir_ / "peer.txt";
   auto agent = AgentProcess::start(manifest(
       etcd_->client_url(), "  username: sidecar\n  password_file: " + (dir_ / "password").string() + "\n" + tls_lines(true), out));
   ASSERT_TRUE(agent);
-  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
-  ASSERT_GT(check_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << check_->last_error();
+  EXPECT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_GT(client_->put("/services/peer/a", R"({"address":"10.0.0.1","port":1})"), 0) << client_->last_error();
   EXPECT_TRUE(wait_until([&] { return file_has(out, "10.0.0.1:1"); }, 10s)) << agent->output();
   EXPECT_TRUE(agent->output_contains("authenticated to etcd as user sidecar")) << agent->output();
   EXPECT_EQ(agent->output().find(kPassword), std::string::npos);
@@ -325,14 +323,14 @@ TEST_F(EtcdTls, SighupRereadsCertificateFilesForNewConnections) {
   start_etcd(true);
   auto agent = AgentProcess::start(manifest(etcd_->client_url(), tls_lines(true), dir_ / "peer.txt"));
   ASSERT_TRUE(agent);
-  ASSERT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
   // Same CA, re-issued bundle (here: the CA file with a trailing comment line, still valid PEM).
   ASSERT_TRUE(write_file_atomic(dir_ / "agent-ca.pem", *read_file(certs_.ca) + "\n"));
   ASSERT_TRUE(agent->signal(SIGHUP));
   EXPECT_TRUE(agent->wait_for_output("etcd TLS files changed on disk", 5s)) << agent->output();
   // Requests now go out on the new channel: a deleted key is restored through it.
-  ASSERT_EQ(check_->del("/services/app/one"), 1);
-  EXPECT_TRUE(wait_until([&] { return check_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
+  ASSERT_EQ(client_->del("/services/app/one"), 1);
+  EXPECT_TRUE(wait_until([&] { return client_->get("/services/app/one").has_value(); }, 10s)) << agent->output();
   EXPECT_TRUE(agent->is_running());
 }
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/admin_client.hpp"
+#include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/etcd_client.hpp"
 #include "tests/support/etcd_process.hpp"
@@ -65,6 +66,18 @@ class NotifySocket {
     for (const auto& m : messages()) n += m.text.find(text) != std::string::npos ? 1 : 0;
     return n;
   }
+  // Sends `text` to this socket from another one and waits until the reader has recorded it. Datagrams
+  // are delivered in order, so everything sent before (by the agent, too) has been recorded by then.
+  bool mark(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(2)) {
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    const bool sent = fd >= 0 && ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+                                          sizeof addr) == static_cast<ssize_t>(text.size());
+    if (fd >= 0) ::close(fd);
+    return sent && wait_until([&] { return count(text) > 0; }, timeout);
+  }
   std::vector<Clock::time_point> times_of(const std::string& text) const {
     std::vector<Clock::time_point> out;
     for (const auto& m : messages()) {
@@ -93,21 +106,10 @@ class NotifySocket {
   std::thread reader_;
 };
 
-class Systemd : public ::testing::Test {
+class Systemd : public EtcdAgentFixture {
  protected:
-  void SetUp() override {
-    etcd_ = EtcdProcess::start();
-    ASSERT_NE(etcd_, nullptr) << "etcd did not start";
-    client_ = std::make_unique<EtcdSyncClient>(etcd_->endpoint());
-  }
-  void TearDown() override {
-    if (HasFailure() && agent_) std::fprintf(stderr, "---- agent log:\n%s\n", agent_->output().c_str());
-  }
   std::string manifest() const { return registration_manifest(etcd_->client_url(), {kWeb}, "2s"); }
 
-  std::unique_ptr<EtcdProcess> etcd_;
-  std::unique_ptr<EtcdSyncClient> client_;
-  std::unique_ptr<AgentProcess> agent_;
   TempDir dir_{"sidecar-systemd"};
 };
 
@@ -130,10 +132,12 @@ TEST_F(Systemd, SendsReadyWatchdogAtHalfTheIntervalOnlyWhileTheLoopRunsAndStoppi
 
   // A frozen loop must not ping: that is what lets systemd restart a stuck agent.
   ASSERT_TRUE(agent_->sigstop());
-  // A ping sent just before the stop may still be in the socket buffer; let the reader take it first.
-  std::this_thread::sleep_for(150ms);
+  // A ping sent just before the stop may still be in the socket buffer: read up to a mark sent after it.
+  ASSERT_TRUE(notify.mark("TEST_MARK=stopped"));
   const size_t before = notify.times_of("WATCHDOG=1").size();
-  std::this_thread::sleep_for(700ms);  // the absence of an event has nothing to wait on
+  std::this_thread::sleep_for(700ms);  // the window itself: three and a half intervals frozen
+  // The reader was still recording at the window's end, so a ping in it would have been seen.
+  ASSERT_TRUE(notify.mark("TEST_MARK=window-end"));
   EXPECT_EQ(notify.times_of("WATCHDOG=1").size(), before);
   ASSERT_TRUE(agent_->sigcont());
   EXPECT_TRUE(wait_until([&] { return notify.times_of("WATCHDOG=1").size() > before; }, 2s));
@@ -152,7 +156,12 @@ TEST_F(Systemd, NoWatchdogPingsWhenWatchdogPidNamesAnotherProcess) {
                                 {"WATCHDOG_PID", std::to_string(::getpid())}});  // ours, not the agent's
   ASSERT_NE(agent_, nullptr);
   ASSERT_TRUE(wait_until([&] { return notify.count("READY=1") == 1; }, 10s));
-  std::this_thread::sleep_for(400ms);  // four intervals in which a wrong ping would show
+  // A wrongly armed watchdog pings once when it starts, before READY=1, then every 100 ms.
+  std::this_thread::sleep_for(400ms);  // the window itself: four intervals in which a wrong ping would show
+  // Something the agent sends after the window (a reload's READY=1): its loop ran through the window, and
+  // anything it sent in it has been read.
+  ASSERT_TRUE(agent_->signal(SIGHUP));
+  ASSERT_TRUE(wait_until([&] { return notify.count("READY=1") == 2; }, 5s)) << "no READY=1 after the reload";
   EXPECT_EQ(notify.count("WATCHDOG=1"), 0u);
 }
 
