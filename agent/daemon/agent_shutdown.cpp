@@ -144,10 +144,10 @@ asio::awaitable<void> Agent::drain_then(std::chrono::milliseconds delay) {
   const bool withdrawn = co_await registrar_->withdraw_for_shutdown(std::min(kWithdrawBudget, delay));
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   if (withdrawn) {
-    spdlog::info("keys deleted in {} ms; waiting out drain_delay {} ms before revoking the lease", took.count(),
+    spdlog::info("keys deleted in {} ms; waiting drain_delay {} ms before revoking the lease", took.count(),
                  delay.count());
   } else {
-    spdlog::warn("not every key could be deleted within {} ms; waiting out drain_delay {} ms anyway", took.count(),
+    spdlog::warn("not every key could be deleted within {} ms; waiting drain_delay {} ms anyway", took.count(),
                  delay.count());
   }
   drain_delay_.expires_at(started + delay);

@@ -531,7 +531,8 @@ TEST_F(Discovery, MinInstancesGuardKeepsTheLastGoodFile) {
   ASSERT_GT(client_->put(key_of("b"), sidecar_value("b", "10.0.0.2", 2)), 0);
   ASSERT_TRUE(wait_for_endpoints({{"a", "10.0.0.1:1"}, {"b", "10.0.0.2:2"}}));
   const std::string two = *read_file(output_);
-
+  // Below the minimum until both were there, so exactly one write so far (its log line follows the rename).
+  ASSERT_TRUE(wait_until([&] { return agent_->count_in_output(kWrote) >= 1; }, 5s));
   const std::size_t writes_of_two = agent_->count_in_output(kWrote);
   ASSERT_EQ(client_->del(key_of("a")), 1);
   // The agent says when it holds a write back (where it decides not to write); the file is still the last
@@ -542,6 +543,8 @@ TEST_F(Discovery, MinInstancesGuardKeepsTheLastGoodFile) {
   // Back at the minimum: exactly one more write, so nothing was written while below it.
   ASSERT_GT(client_->put(key_of("c"), sidecar_value("c", "10.0.0.3", 3)), 0);
   ASSERT_TRUE(wait_for_endpoints({{"b", "10.0.0.2:2"}, {"c", "10.0.0.3:3"}}));
+  // The log line follows the rename: the file can be seen a moment before it.
+  ASSERT_TRUE(wait_until([&] { return agent_->count_in_output(kWrote) > writes_of_two; }, 5s));
   EXPECT_EQ(agent_->count_in_output(kWrote), writes_of_two + 1) << "a write happened while below min_instances";
   ASSERT_GT(client_->put(key_of("d"), sidecar_value("d", "10.0.0.4", 4)), 0);
   ASSERT_TRUE(wait_for_endpoints({{"b", "10.0.0.2:2"}, {"c", "10.0.0.3:3"}, {"d", "10.0.0.4:4"}}));
@@ -662,6 +665,7 @@ TEST_F(Discovery, EtcdOutageLeavesTheFileUntouched) {
   ASSERT_TRUE(wait_for_endpoints({{"a", "10.0.0.1:1"}, {"b", "10.0.0.2:2"}, {"c", "10.0.0.3:3"}}, 15s))
       << "the agent resumes once etcd is back";
   // The resync finds a and b unchanged (no write), c takes one: any write during the outage shows here.
+  ASSERT_TRUE(wait_until([&] { return agent_->count_in_output(kWrote) > writes_before; }, 5s));
   EXPECT_EQ(agent_->count_in_output(kWrote), writes_before + 1) << "the file was written during the outage";
 }
 
