@@ -42,7 +42,7 @@ Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<cor
       scope_(io, "registrar") {
   for (size_t i = 0; i < keys.size(); ++i) {
     key_index_.emplace(keys[i].key, i);
-    healthy_.push_back(keys[i].published);
+    publication_.add(i, keys[i].published);
   }
 }
 
@@ -116,43 +116,37 @@ void Registrar::apply(core::Actions actions) {
   settle_.cancel();
 }
 
-void Registrar::update_published(size_t index, const std::string& reason) {
-  const bool publish = healthy_[index] && !drained_;
-  apply(machine_.set_published(index, publish, now(), reason));
+void Registrar::update_published(const std::vector<size_t>& changed, const std::string& reason) {
+  for (size_t index : changed) apply(machine_.set_published(index, publication_.published(index), now(), reason));
 }
 
 void Registrar::set_service_healthy(size_t index, bool healthy, const std::string& reason) {
-  if (healthy_[index] == healthy) return;
-  healthy_[index] = healthy;
-  // While drained the key stays withdrawn; the health is remembered for the undrain.
-  if (!drained_) update_published(index, reason);
+  // While drained nothing changes; the health is remembered for the undrain.
+  update_published(publication_.set_healthy(index, healthy), reason);
 }
 
 void Registrar::set_drained(bool drained, const std::string& reason) {
-  if (withdrawing_for_shutdown_) {
+  auto result = publication_.set_drained(drained);
+  if (result.outcome == core::Publication::DrainOutcome::kShuttingDown) {
     spdlog::info("{}: ignored, the agent is shutting down", reason);
     return;
   }
-  if (drained_ == drained) {
+  if (result.outcome == core::Publication::DrainOutcome::kAlready) {
     spdlog::info("{}: already {}", reason, drained ? "drained" : "undrained");
     return;
   }
-  drained_ = drained;
-  size_t published = 0;
-  for (size_t i = 0; i < healthy_.size(); ++i) published += healthy_[i] ? 1 : 0;
+  const size_t published = publication_.healthy_count();
   if (drained) {
     spdlog::info("{}: draining: withdrawing {} key(s), lease {} kept", reason, machine_.live_key_count(),
                  core::lease_to_hex(machine_.lease()));
   } else {
     spdlog::info("{}: undraining: publishing {} healthy key(s) of {}", reason, published, machine_.live_key_count());
   }
-  for (size_t i = 0; i < healthy_.size(); ++i) update_published(i, drained ? "drained" : "undrained");
+  update_published(result.changed, drained ? "drained" : "undrained");
 }
 
 asio::awaitable<bool> Registrar::withdraw_for_shutdown(std::chrono::milliseconds budget) {
-  withdrawing_for_shutdown_ = true;
-  drained_ = true;
-  for (size_t i = 0; i < healthy_.size(); ++i) update_published(i, "shutting down");
+  update_published(publication_.begin_shutdown(), "shutting down");
   const auto deadline = now() + budget;
   while (machine_.withdrawals_pending() && now() < deadline && !stopping_) {
     settle_.expires_at(deadline);
@@ -164,12 +158,11 @@ asio::awaitable<bool> Registrar::withdraw_for_shutdown(std::chrono::milliseconds
 
 size_t Registrar::add_key(core::DesiredKey key) {
   const bool healthy = key.published;
-  key.published = healthy && !drained_;
+  key.published = healthy && !publication_.drained() && !publication_.shutting_down();
   const std::string name = key.key;
   size_t index = 0;
   apply(machine_.add_key(std::move(key), now(), &index));
-  if (index >= healthy_.size()) healthy_.resize(index + 1, false);
-  healthy_[index] = healthy;
+  publication_.add(index, healthy);
   key_index_[name] = index;
   // The watch covers the keys it was started with: restart it so the new key is read and watched too.
   rewatch_ = true;
@@ -178,7 +171,7 @@ size_t Registrar::add_key(core::DesiredKey key) {
 }
 
 void Registrar::remove_key(size_t index) {
-  healthy_[index] = false;  // an undrain never publishes it again
+  publication_.remove(index);  // an undrain never publishes it again
   apply(machine_.remove_key(index, now()));
 }
 

@@ -16,6 +16,7 @@
 
 #include "agent/core/keepalive_gate.hpp"
 #include "agent/core/metrics.hpp"
+#include "agent/core/publication.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/core/watch_retry.hpp"
 #include "agent/etcd/client.hpp"
@@ -61,7 +62,8 @@ class Registrar {
   // Drain: withdraw every key while the agent keeps running (SIGUSR1, the admin endpoint); undrain
   // publishes the healthy ones again (SIGUSR2). Ignored once shutdown has begun.
   void set_drained(bool drained, const std::string& reason);
-  bool drained() const { return drained_; }
+  // Drained by an operator, or withdrawn for a shutdown.
+  bool drained() const { return publication_.drained() || publication_.shutting_down(); }
   // Shutdown with a drain delay: withdraw every key for good and wait (at most `budget`) until etcd has
   // confirmed the deletes. The lease stays until stop(). True when every delete went through.
   asio::awaitable<bool> withdraw_for_shutdown(std::chrono::milliseconds budget);
@@ -90,7 +92,8 @@ class Registrar {
   void grant_lease();
   void write_key(const core::WriteKey& write);
   void delete_key(const core::DeleteKey& del);
-  void update_published(size_t index, const std::string& reason);
+  // Hands the keys whose publication changed to the registration state machine.
+  void update_published(const std::vector<size_t>& changed, const std::string& reason);
   void send_keepalive(int64_t lease);
   void write_keepalive(int64_t lease);
   void revoke_stale(int64_t lease);
@@ -117,9 +120,7 @@ class Registrar {
   bool stopping_ = false;
   int64_t reported_lease_ = 0;
   core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
-  std::vector<bool> healthy_;
-  bool drained_ = false;
-  bool withdrawing_for_shutdown_ = false;
+  core::Publication publication_;
   asio::steady_timer settle_;  // woken whenever an action was applied, for withdraw_for_shutdown
 
   std::mt19937_64 rng_{std::random_device{}()};

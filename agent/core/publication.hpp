@@ -1,0 +1,58 @@
+// Owns: the one decision whether each registered key is published, from everything that bears on it: its
+//       service's health, an operator's drain, the withdrawal before a shutdown, and removal by a reload.
+// Thread: pure logic; no I/O, no clock. The registrar calls it on the io_context thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace sidecar::core {
+
+// A key is published iff its service is healthy, the agent is not drained, no shutdown has begun and the
+// key was not removed. The inputs arrive in any order (a check turning healthy while drained, a drain
+// during the shutdown's withdrawal); each call returns the keys whose answer changed, and only those go to
+// the registration state machine, so a repeated input is never a second write or delete.
+class Publication {
+ public:
+  // What became of a drain or undrain request: the admin endpoint and the signal handler report it.
+  enum class DrainOutcome { kApplied, kAlready, kShuttingDown };
+  struct DrainResult {
+    DrainOutcome outcome = DrainOutcome::kApplied;
+    std::vector<size_t> changed;
+  };
+
+  // Key `index` (the registration's index, stable across reloads) with its service's health now. A key
+  // that comes back after a removal starts afresh. Returns whether it is published.
+  bool add(size_t index, bool healthy);
+  // The key is gone for good (a reload removed its service): never published again, even by an undrain.
+  // True when that withdraws it.
+  bool remove(size_t index);
+
+  std::vector<size_t> set_healthy(size_t index, bool healthy);
+  DrainResult set_drained(bool drained);
+  // Shutdown with a drain delay: everything is withdrawn and stays so; later drains are refused.
+  std::vector<size_t> begin_shutdown();
+
+  bool published(size_t index) const;
+  bool healthy(size_t index) const { return index < keys_.size() && keys_[index].healthy; }
+  bool drained() const { return drained_; }
+  bool shutting_down() const { return shutting_down_; }
+  size_t healthy_count() const;  // keys not removed whose service is healthy
+  size_t size() const { return keys_.size(); }
+
+ private:
+  struct Key {
+    bool healthy = false;
+    bool removed = true;  // slots past the end and tombstones
+  };
+  // The keys whose answer differs from `before`, in index order.
+  std::vector<size_t> changed_since(const std::vector<bool>& before) const;
+  std::vector<bool> snapshot() const;
+
+  std::vector<Key> keys_;
+  bool drained_ = false;
+  bool shutting_down_ = false;
+};
+
+}  // namespace sidecar::core
