@@ -111,8 +111,9 @@ TEST(RegistrationScale, ThreeHundredServicesAreAllRegisteredAndADeletedKeyComesB
   const long long worst = *std::max_element(gaps.begin() + 1, gaps.end());
   RecordProperty("restore_ms_worst", std::to_string(worst));
   RecordProperty("restore_ms_first", std::to_string(gaps.front()));
-  // Target ~100 ms; the bound leaves room for a loaded 2-core CI machine.
-  EXPECT_LT(worst, 1000) << "target is ~100 ms";
+  // Target 100 ms (measured 0-63 ms here); the bound leaves room for a loaded 2-core CI machine
+  // running two suites at once, and is still far below the old behaviour (never restored).
+  EXPECT_LT(worst, 400) << "target is 100 ms";
 
   const auto lease = kvs[0].lease;
   for (const auto& kv : client.get_prefix("/services/")) EXPECT_EQ(kv.lease, lease) << kv.key << " moved lease";
