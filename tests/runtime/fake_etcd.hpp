@@ -90,7 +90,12 @@ class FakeEtcd final : public EtcdPort {
   friend class FakeWatch;
   void record(core::EventInput ev);
   static bool in_range(const std::string& key, const WatchCreate& c);
-  WatchMessage header() const { return WatchMessage{.revision = revision_, .cluster_id = cluster_id_}; }
+  WatchMessage header() const {
+    WatchMessage m;
+    m.revision = revision_;
+    m.cluster_id = cluster_id_;
+    return m;
+  }
 
   asio::io_context& io_;
   std::map<std::string, core::KvInput> kvs_;

@@ -5,10 +5,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <functional>
 #include <map>
 
 #include "agent/runtime/prefix_watcher.hpp"
+#include "tests/runtime/drive.hpp"
 #include "tests/runtime/fake_etcd.hpp"
 
 namespace sidecar::runtime {
@@ -16,6 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::FakeEtcd;
+using testing::run_until;
 
 class RecordingSink final : public PrefixSink {
  public:
@@ -38,17 +39,6 @@ class RecordingSink final : public PrefixSink {
   std::vector<int64_t> snapshot_revisions;
   std::vector<core::EventInput> events;
 };
-
-// Runs handlers until `done` holds; false if it still does not after `limit` (a hang, reported as such).
-bool run_until(asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
-}
 
 asio::awaitable<void> join_into(PrefixWatcher& watcher, bool& joined) {
   co_await watcher.join();
