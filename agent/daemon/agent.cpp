@@ -120,12 +120,12 @@ std::unique_ptr<runtime::HealthMonitor> Agent::make_health(const core::ServiceSp
 
 std::unique_ptr<runtime::Discovery> Agent::make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl) {
   const auto& spec = m.discover[i];
-  return std::make_unique<runtime::Discovery>(io_, *client_, writer_, spec, m.etcd.prefix, tmpl,
+  return std::make_unique<runtime::Discovery>(io_, *port_, writer_, spec, m.etcd.prefix, tmpl,
                                               core::self_ids(m, spec.service));
 }
 
 std::unique_ptr<runtime::ConfigMirror> Agent::make_mirror(const core::ConfigSpec& spec) {
-  return std::make_unique<runtime::ConfigMirror>(io_, *client_, writer_, spec);
+  return std::make_unique<runtime::ConfigMirror>(io_, *port_, writer_, spec);
 }
 
 // Reload without a signal (a Kubernetes ConfigMap update, an edit in place): the same path as SIGHUP.
@@ -156,6 +156,7 @@ int Agent::run() {
     spdlog::error("{}: etcd: {}", manifest_.source, error);
     return kExitConfig;
   }
+  port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
 
   // Bound before anything touches etcd: a taken port fails the start without registering anything.
   if (manifest_.admin.enabled) {

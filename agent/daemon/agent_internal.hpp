@@ -27,6 +27,7 @@
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/config_mirror.hpp"
 #include "agent/runtime/discovery.hpp"
+#include "agent/runtime/etcd_client_port.hpp"
 #include "agent/runtime/file_watch.hpp"
 #include "agent/runtime/health_monitor.hpp"
 #include "agent/runtime/registrar.hpp"
@@ -104,6 +105,8 @@ class Agent {
   std::string reload_trigger_ = "SIGHUP";
   std::unique_ptr<runtime::FileWatch> manifest_watch_;
   std::unique_ptr<etcd::Client> client_;
+  // The watchers' view of client_ (runtime::EtcdPort); made with it, destroyed before it.
+  std::unique_ptr<runtime::EtcdClientPort> port_;
   std::unique_ptr<runtime::AdminServer> admin_;
   std::optional<LeaseStateFile> state_file_;
   bool lease_recorded_ = false;

@@ -16,11 +16,11 @@
 
 namespace sidecar::runtime {
 
-ConfigMirror::ConfigMirror(asio::io_context& io, etcd::Client& client, asio::thread_pool& writer,
+ConfigMirror::ConfigMirror(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer,
                            const core::ConfigSpec& spec)
     : spec_(spec),
-      watcher_(spec.key.empty() ? PrefixWatcher(io, client, spec.prefix, *this)
-                                : PrefixWatcher(io, client, spec.key, spec.key + std::string(1, '\0'), *this)),
+      watcher_(spec.key.empty() ? PrefixWatcher(io, etcd, spec.prefix, *this)
+                                : PrefixWatcher(io, etcd, spec.key, spec.key + std::string(1, '\0'), *this)),
       output_(io, writer,
               FileOutputOptions{.name = "config " + (spec.key.empty() ? spec.prefix : spec.key),
                                 .path = spec.output,

@@ -14,7 +14,7 @@ namespace sidecar::runtime {
 
 class ConfigMirror final : public PrefixSink {
  public:
-  ConfigMirror(asio::io_context& io, etcd::Client& client, asio::thread_pool& writer, const core::ConfigSpec& spec);
+  ConfigMirror(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer, const core::ConfigSpec& spec);
   void start();
   void stop();
   asio::awaitable<void> join();

@@ -6,14 +6,14 @@
 
 namespace sidecar::runtime {
 
-Discovery::Discovery(asio::io_context& io, etcd::Client& client, asio::thread_pool& writer,
+Discovery::Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer,
                      const core::DiscoverSpec& spec, const std::string& etcd_prefix, std::string template_text,
                      std::set<std::string> self_ids)
     : spec_(spec),
       template_text_(std::move(template_text)),
       self_ids_(std::move(self_ids)),
       set_(etcd_prefix + "/" + spec.service + "/"),
-      watcher_(io, client, set_.key_prefix(), *this),
+      watcher_(io, etcd, set_.key_prefix(), *this),
       output_(io, writer,
               FileOutputOptions{.name = "discover " + spec.service,
                                 .path = spec.output,

@@ -25,7 +25,7 @@ struct DiscoveryStats {
 class Discovery final : public PrefixSink {
  public:
   // `self_ids`: ids this agent registers under the same service, left out when include_self is false.
-  Discovery(asio::io_context& io, etcd::Client& client, asio::thread_pool& writer, const core::DiscoverSpec& spec,
+  Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer, const core::DiscoverSpec& spec,
             const std::string& etcd_prefix, std::string template_text, std::set<std::string> self_ids);
   void start();
   void stop();

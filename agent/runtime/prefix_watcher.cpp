@@ -25,12 +25,15 @@ std::string prefix_range_end(const std::string& prefix) {
   return std::string(1, '\0');  // every key
 }
 
-PrefixWatcher::PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string prefix, PrefixSink& sink)
-    : io_(io), client_(client), prefix_(std::move(prefix)), range_end_(prefix_range_end(prefix_)), sink_(sink), retry_(io), scope_(io, "watch " + prefix_) {}
+PrefixWatcher::PrefixWatcher(asio::io_context& io, EtcdPort& etcd, std::string prefix, PrefixSink& sink,
+                             PrefixWatcherOptions options)
+    : io_(io), etcd_(etcd), options_(options), prefix_(std::move(prefix)), range_end_(prefix_range_end(prefix_)),
+      sink_(sink), retry_(io), scope_(io, "watch " + prefix_) {}
 
-PrefixWatcher::PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string key, std::string range_end,
-                             PrefixSink& sink)
-    : io_(io), client_(client), prefix_(std::move(key)), range_end_(std::move(range_end)), sink_(sink), retry_(io), scope_(io, "watch " + prefix_) {}
+PrefixWatcher::PrefixWatcher(asio::io_context& io, EtcdPort& etcd, std::string key, std::string range_end,
+                             PrefixSink& sink, PrefixWatcherOptions options)
+    : io_(io), etcd_(etcd), options_(options), prefix_(std::move(key)), range_end_(std::move(range_end)),
+      sink_(sink), retry_(io), scope_(io, "watch " + prefix_) {}
 
 void PrefixWatcher::start() { scope_.spawn("range+watch", run()); }
 
@@ -41,35 +44,28 @@ void PrefixWatcher::stop() {
 }
 
 asio::awaitable<bool> PrefixWatcher::snapshot() {
-  etcd::pb::RangeRequest req;
-  req.set_key(prefix_);
-  req.set_range_end(range_end_);
-  // Large sets take longer than a unary call's usual deadline to read and ship.
-  auto r = co_await client_.range(std::move(req), use_awaitable, std::chrono::seconds(30));
-  if (!r.ok()) {
-    if (!snapshot_failing_) spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.error_message());
+  // Named, not a braced temporary in the co_await: GCC 12 destroys such a temporary twice.
+  RangeQuery query{.key = prefix_, .range_end = range_end_, .timeout = options_.range_timeout};
+  auto r = co_await etcd_.range(std::move(query));
+  if (!r.status.ok) {
+    if (!snapshot_failing_) spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.message);
     snapshot_failing_ = true;  // said once per outage, not once per retry
     co_return false;
   }
   snapshot_failing_ = false;
-  std::vector<core::KvInput> kvs;
-  kvs.reserve(static_cast<size_t>(r.response.kvs_size()));
-  for (auto& kv : *r.response.mutable_kvs()) {
-    kvs.push_back({std::move(*kv.mutable_key()), std::move(*kv.mutable_value()), kv.mod_revision(),
-                   kv.create_revision(), kv.lease()});
-  }
-  const int64_t revision = r.response.header().revision();
+  const int64_t revision = r.revision;
   if (stats_.synced) ++stats_.resyncs;
   stats_.synced = true;
   stats_.revision = revision;
-  cluster_id_ = r.response.header().cluster_id();
+  cluster_id_ = r.cluster_id;
   need_snapshot_ = false;
-  sink_.on_snapshot(std::move(kvs), revision);
+  sink_.on_snapshot(std::move(r.kvs), revision);
   co_return true;
 }
 
 asio::awaitable<void> PrefixWatcher::run() {
-  core::WatchRetry retry;  // backoff across restarts; logs once per state change, never once per cycle
+  // Backoff across restarts; logs once per state change, never once per cycle.
+  core::WatchRetry retry(options_.retry);
   std::mt19937_64 rng{std::random_device{}()};
   std::uniform_real_distribution<double> uniform{0.0, 1.0};
   while (!stopping_) {
@@ -78,54 +74,43 @@ asio::awaitable<void> PrefixWatcher::run() {
     bool resync_now = false;  // compaction, or etcd wiped or replaced: re-read at once, nothing is failing
     bool canceled = false;
     std::string cancel_reason;
-    std::shared_ptr<etcd::WatchStream> stream;
-    grpc::Status status;
+    std::shared_ptr<WatchSession> stream;
+    EtcdStatus status;
     if (healthy && !stopping_) {
-      stream = client_.new_watch_stream();
+      stream = etcd_.new_watch();
       // Known to stop() from the start: a stop while the stream is still being opened must cancel it too,
-      // or the Finish below would wait for a server that never ends the stream (and join() forever).
+      // or the finish below would wait for a server that never ends the stream (and join() forever).
       stream_ = stream;
-      healthy = co_await stream->async_start(use_awaitable);
-      if (healthy) {
-        etcd::pb::WatchRequest req;
-        auto* create = req.mutable_create_request();
-        create->set_key(prefix_);
-        create->set_range_end(range_end_);
-        // Resume exactly after the last applied revision: nothing lost, nothing applied twice.
-        create->set_start_revision(stats_.revision + 1);
-        // Progress notifications move our revision forward on a quiet prefix, so a resume after a long
-        // quiet spell does not start from a compacted revision.
-        create->set_progress_notify(true);
-        healthy = co_await stream->async_write(std::move(req), use_awaitable);
-      }
+      // Resume exactly after the last applied revision: nothing lost, nothing applied twice.
+      WatchCreate create{.key = prefix_, .range_end = range_end_, .start_revision = stats_.revision + 1};
+      healthy = co_await stream->open(std::move(create));
       if (healthy && !stopping_) {
         ++stats_.watch_starts;
-        while (auto resp = co_await stream->async_read(use_awaitable)) {
-          if (resp->canceled()) {
-            if (resp->compact_revision() > 0) {
+        while (auto resp = co_await stream->read()) {
+          if (resp->canceled) {
+            if (resp->compact_revision > 0) {
               spdlog::warn("watch {}: revision {} was compacted (oldest kept {}); re-reading the prefix", prefix_,
-                           stats_.revision + 1, resp->compact_revision());
+                           stats_.revision + 1, resp->compact_revision);
               need_snapshot_ = true;
               resync_now = true;
             } else {
               // Logged below, once per outage: a member that keeps refusing cancels every new watch.
               canceled = true;
-              cancel_reason = resp->cancel_reason();
+              cancel_reason = std::move(resp->cancel_reason);
             }
             stream->cancel();
             break;
           }
-          const auto& header = resp->header();
-          const auto resync = core::needs_resync(cluster_id_, stats_.revision, header.cluster_id(), header.revision());
+          const auto resync = core::needs_resync(cluster_id_, stats_.revision, resp->cluster_id, resp->revision);
           if (resync != core::ResyncReason::kNone) {
             spdlog::warn("watch {}: {} (header revision {}, ours {}); resyncing", prefix_, core::to_string(resync),
-                         header.revision(), stats_.revision);
+                         resp->revision, stats_.revision);
             need_snapshot_ = true;
             resync_now = true;
             stream->cancel();
             break;
           }
-          if (resp->created()) {
+          if (resp->created) {
             // Not yet healthy: a refusing member creates and cancels in one breath. Events, progress or
             // staying up are what count (core::WatchRetry).
             retry.on_started(std::chrono::steady_clock::now());
@@ -134,28 +119,18 @@ asio::awaitable<void> PrefixWatcher::run() {
           if (retry.on_delivered(std::chrono::steady_clock::now())) {
             spdlog::info("watch {}: resumed at revision {}", prefix_, stats_.revision + 1);
           }
-          if (resp->events_size() == 0) {
+          if (resp->events.empty()) {
             // A progress notification: every event up to the header revision has been delivered.
-            stats_.revision = std::max(stats_.revision, header.revision());
+            stats_.revision = std::max(stats_.revision, resp->revision);
             continue;
           }
-          std::vector<core::EventInput> events;
-          events.reserve(static_cast<size_t>(resp->events_size()));
-          for (auto& ev : *resp->mutable_events()) {
-            auto* kv = ev.mutable_kv();
-            stats_.revision = std::max(stats_.revision, kv->mod_revision());
-            events.push_back({ev.type() == mvccpb::Event::DELETE ? core::EventInput::Type::kDelete
-                                                                  : core::EventInput::Type::kPut,
-                              {std::move(*kv->mutable_key()), std::move(*kv->mutable_value()), kv->mod_revision(),
-                               kv->create_revision(), kv->lease()}});
-          }
-          sink_.on_events(events);
+          for (const auto& ev : resp->events) stats_.revision = std::max(stats_.revision, ev.kv.mod_revision);
+          sink_.on_events(resp->events);
         }
       }
       stream_.reset();
       if (stopping_) stream->cancel();
-      status = co_await stream->async_finish(use_awaitable);
-      if (!status.ok()) client_.report_failure(stream->endpoint(), status);
+      status = co_await stream->finish();  // a failure was reported to the client for failover
     }
     if (stopping_) break;
     // A lost stream may mean etcd was wiped or restored: a wiped single member comes back with the same
@@ -169,8 +144,10 @@ asio::awaitable<void> PrefixWatcher::run() {
       spdlog::warn("watch {}: canceled by etcd: {}; re-reading the prefix with backoff", prefix_, cancel_reason);
     } else if (next.log && read) {  // a failed read said why itself (snapshot())
       spdlog::warn("watch {}: stream ended ({}); re-reading the prefix (last applied revision {})", prefix_,
-                   status.ok() ? "closed" : status.error_message(), stats_.revision);
+                   status.ok ? "closed" : status.message, stats_.revision);
     }
+    ++stats_.retries;
+    stats_.last_retry_delay = next.delay;
     retry_.expires_after(next.delay);
     boost::system::error_code ec;
     co_await retry_.async_wait(asio::redirect_error(use_awaitable, ec));

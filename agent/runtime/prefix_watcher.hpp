@@ -1,6 +1,7 @@
 // Owns: one prefix's Range-then-Watch session with etcd: initial sync, resume after disconnects, resync
 // after compaction or when etcd came back wiped or replaced.
-// Thread: io_context thread. Feeds a PrefixSink; never re-reads the prefix per event.
+// Thread: io_context thread. Feeds a PrefixSink; never re-reads the prefix per event. Talks to etcd only
+// through an EtcdPort, so it runs against an in-memory fake in tests.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
@@ -11,7 +12,8 @@
 #include <vector>
 
 #include "agent/core/endpoint_set.hpp"
-#include "agent/etcd/client.hpp"
+#include "agent/core/watch_retry.hpp"
+#include "agent/runtime/etcd_port.hpp"
 #include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime {
@@ -32,14 +34,25 @@ struct PrefixWatcherStats {
   uint64_t resyncs = 0;       // snapshots after the first: compaction, wiped or replaced etcd
   int64_t revision = 0;       // last revision applied (events or progress)
   bool synced = false;        // the first snapshot has been delivered
+  uint64_t retries = 0;       // restarts after a backoff (a failed or refused watch; not a resync)
+  std::chrono::milliseconds last_retry_delay{0};  // the backoff before the latest of those restarts
+};
+
+struct PrefixWatcherOptions {
+  // Backoff after a failed or refused watch. Tests shrink it to keep time out of the picture.
+  core::WatchRetryPolicy retry{};
+  // Reading a large set takes longer than a unary call's usual deadline to read and ship.
+  std::chrono::milliseconds range_timeout{std::chrono::seconds(30)};
 };
 
 class PrefixWatcher {
  public:
   // `prefix` is watched as a range [prefix, prefix_end); pass "/services/order/" with its trailing slash.
-  PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string prefix, PrefixSink& sink);
+  PrefixWatcher(asio::io_context& io, EtcdPort& etcd, std::string prefix, PrefixSink& sink,
+                PrefixWatcherOptions options = {});
   // An explicit range: [key, range_end). A single key is [key, key + '\0').
-  PrefixWatcher(asio::io_context& io, etcd::Client& client, std::string key, std::string range_end, PrefixSink& sink);
+  PrefixWatcher(asio::io_context& io, EtcdPort& etcd, std::string key, std::string range_end, PrefixSink& sink,
+                PrefixWatcherOptions options = {});
   void start();
   void stop();
   // Completes once every loop started by start() has ended (after stop()); then this may be destroyed.
@@ -52,12 +65,13 @@ class PrefixWatcher {
   asio::awaitable<bool> snapshot();
 
   asio::io_context& io_;
-  etcd::Client& client_;
+  EtcdPort& etcd_;
+  PrefixWatcherOptions options_;
   std::string prefix_;
   std::string range_end_;
   PrefixSink& sink_;
   asio::steady_timer retry_;
-  std::shared_ptr<etcd::WatchStream> stream_;
+  std::shared_ptr<WatchSession> stream_;
   PrefixWatcherStats stats_;
   uint64_t cluster_id_ = 0;
   bool need_snapshot_ = true;

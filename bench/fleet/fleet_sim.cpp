@@ -28,6 +28,7 @@
 #include "agent/core/registration.hpp"
 #include "agent/etcd/client.hpp"
 #include "agent/runtime/discovery.hpp"
+#include "agent/runtime/etcd_client_port.hpp"
 #include "agent/runtime/registrar.hpp"
 #include "bench/proc_info.hpp"
 #include "tests/support/etcd_client.hpp"
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
   std::thread io_thread([&] { io.run(); });
 
   std::vector<std::unique_ptr<sidecar::etcd::Client>> client_set;
+  std::vector<std::unique_ptr<sidecar::runtime::EtcdClientPort>> port_set;  // the watchers' view of each client
   std::vector<std::unique_ptr<sidecar::runtime::Registrar>> registrars;
   std::vector<std::unique_ptr<sidecar::runtime::Discovery>> discoveries;
   std::vector<std::filesystem::path> files;
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
       options.endpoints = {url};
       std::string error;
       client_set.push_back(sidecar::etcd::Client::create(io, options, &error));
+      port_set.push_back(std::make_unique<sidecar::runtime::EtcdClientPort>(*client_set.back()));
     }
     sidecar::core::RegistrationOptions reg;
     reg.ttl = 10s;
@@ -147,7 +150,8 @@ int main(int argc, char** argv) {
       spec.wait_min = 0ms;
       spec.wait_max = 0ms;
       files.emplace_back(spec.output);
-      discoveries.push_back(std::make_unique<sidecar::runtime::Discovery>(io, client, writer, spec, "/services", "",
+      auto& port = *port_set[static_cast<size_t>(i % clients)];
+      discoveries.push_back(std::make_unique<sidecar::runtime::Discovery>(io, port, writer, spec, "/services", "",
                                                                           std::set<std::string>{}));
       discoveries.back()->start();
     }

@@ -1,0 +1,24 @@
+// Owns: how runtime unit tests drive their io_context: run handlers until a condition holds.
+// Thread: the test's thread, which is the io_context's thread for the duration of a call.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+
+namespace sidecar::runtime::testing {
+
+// Runs handlers until `done` holds; false if it still does not after `limit`. The limit only turns a hang
+// into a failure: a passing test never waits for it.
+inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
+                      std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (io.stopped()) io.restart();
+    io.run_one_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace sidecar::runtime::testing

@@ -1,0 +1,181 @@
+#include "tests/runtime/fake_etcd.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace sidecar::runtime::testing {
+
+namespace {
+
+constexpr int kCancelled = 1;    // grpc::StatusCode::CANCELLED
+constexpr int kUnavailable = 14;  // grpc::StatusCode::UNAVAILABLE
+
+// Answers come a turn later, as from a real server: a component that assumed an inline answer would
+// behave differently here than against etcd.
+asio::awaitable<void> next_turn(asio::io_context& io) { co_await asio::post(io, asio::use_awaitable); }
+
+}  // namespace
+
+FakeWatch::FakeWatch(FakeEtcd& etcd, asio::io_context& io)
+    : etcd_(etcd), signal_(io, asio::steady_timer::time_point::max()) {}
+
+asio::awaitable<void> FakeWatch::wait() {
+  boost::system::error_code ec;
+  signal_.expires_at(asio::steady_timer::time_point::max());
+  co_await signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<bool> FakeWatch::open(WatchCreate create) {
+  create_ = std::move(create);
+  ++etcd_.opening_;
+  co_await next_turn(etcd_.io_);
+  while (etcd_.hold_opens_ && !cancelled_) co_await wait();
+  --etcd_.opening_;
+  if (cancelled_) co_return false;
+  opened_ = true;
+  auto created = etcd_.header();
+  created.created = true;
+  queue_.push_back(created);
+  if (etcd_.refuse_) {
+    auto refused = etcd_.header();
+    refused.canceled = true;
+    refused.cancel_reason = *etcd_.refuse_;
+    queue_.push_back(refused);
+  } else if (create_.start_revision > 0 && create_.start_revision < etcd_.compacted_) {
+    auto compacted = etcd_.header();
+    compacted.canceled = true;
+    compacted.compact_revision = etcd_.compacted_;
+    queue_.push_back(compacted);
+  } else {
+    // Catch up from the start revision, one response per event, as a new etcd watch does.
+    for (const auto& ev : etcd_.history_) {
+      if (ev.kv.mod_revision < create_.start_revision || !FakeEtcd::in_range(ev.kv.key, create_)) continue;
+      auto m = etcd_.header();
+      m.events.push_back(ev);
+      queue_.push_back(std::move(m));
+    }
+  }
+  co_return true;
+}
+
+asio::awaitable<std::optional<WatchMessage>> FakeWatch::read() {
+  co_await next_turn(etcd_.io_);
+  while (queue_.empty() && !end_ && !cancelled_) co_await wait();
+  if (cancelled_ || queue_.empty()) co_return std::nullopt;
+  WatchMessage m = std::move(queue_.front());
+  queue_.pop_front();
+  co_return m;
+}
+
+void FakeWatch::cancel() {
+  cancelled_ = true;
+  wake();
+}
+
+asio::awaitable<EtcdStatus> FakeWatch::finish() {
+  co_await next_turn(etcd_.io_);
+  // As gRPC's Finish: the status comes once the server ended the stream or the client cancelled it.
+  while (!end_ && !cancelled_) co_await wait();
+  if (end_) co_return *end_;
+  co_return EtcdStatus::failure(kCancelled, "cancelled");
+}
+
+void FakeWatch::push(WatchMessage m) {
+  queue_.push_back(std::move(m));
+  wake();
+}
+
+void FakeWatch::end(EtcdStatus status) {
+  end_ = std::move(status);
+  wake();
+}
+
+asio::awaitable<RangeResult> FakeEtcd::range(RangeQuery query) {
+  co_await next_turn(io_);
+  ++ranges_;
+  RangeResult out;
+  if (failing_ranges_ > 0) {
+    --failing_ranges_;
+    out.status = EtcdStatus::failure(kUnavailable, "fake etcd: unavailable");
+    co_return out;
+  }
+  const WatchCreate range{.key = query.key, .range_end = query.range_end};
+  for (const auto& [key, kv] : kvs_) {
+    if (in_range(key, range)) out.kvs.push_back(kv);
+  }
+  out.revision = revision_;
+  out.cluster_id = cluster_id_;
+  co_return out;
+}
+
+std::shared_ptr<WatchSession> FakeEtcd::new_watch() {
+  watches_.push_back(std::make_shared<FakeWatch>(*this, io_));
+  return watches_.back();
+}
+
+int64_t FakeEtcd::put(const std::string& key, const std::string& value, int64_t lease) {
+  ++revision_;
+  auto it = kvs_.find(key);
+  const int64_t created = it == kvs_.end() ? revision_ : it->second.create_revision;
+  core::KvInput kv{key, value, revision_, created, lease};
+  kvs_[key] = kv;
+  record({core::EventInput::Type::kPut, std::move(kv)});
+  return revision_;
+}
+
+int64_t FakeEtcd::erase(const std::string& key) {
+  if (kvs_.erase(key) == 0) return revision_;  // etcd: deleting nothing is no revision
+  ++revision_;
+  record({core::EventInput::Type::kDelete, core::KvInput{key, "", revision_, 0, 0}});
+  return revision_;
+}
+
+void FakeEtcd::record(core::EventInput ev) {
+  history_.push_back(ev);
+  for (auto& w : watches_) {
+    if (!w->opened_ || w->cancelled_ || w->end_ || !in_range(ev.kv.key, w->create_)) continue;
+    auto m = header();
+    m.events.push_back(ev);
+    w->push(std::move(m));
+  }
+}
+
+bool FakeEtcd::in_range(const std::string& key, const WatchCreate& c) {
+  if (c.range_end.empty()) return key == c.key;
+  if (key < c.key) return false;
+  return c.range_end == std::string(1, '\0') || key < c.range_end;
+}
+
+void FakeEtcd::end_watches(EtcdStatus status) {
+  for (auto& w : watches_) {
+    if (w->opened_ && !w->cancelled_ && !w->end_) w->end(status);
+  }
+}
+
+void FakeEtcd::cancel_watches_compacted(int64_t compact_revision) {
+  compacted_ = std::max(compacted_, compact_revision);
+  for (auto& w : watches_) {
+    if (!w->opened_ || w->cancelled_ || w->end_) continue;
+    auto m = header();
+    m.canceled = true;
+    m.compact_revision = compact_revision;
+    w->push(std::move(m));
+  }
+}
+
+void FakeEtcd::hold_opens(bool hold) {
+  hold_opens_ = hold;
+  for (auto& w : watches_) w->wake();
+}
+
+size_t FakeEtcd::opening() const { return opening_; }
+
+size_t FakeEtcd::open_watches() const {
+  size_t n = 0;
+  for (const auto& w : watches_) n += w->opened_ && !w->cancelled_ && !w->end_ ? 1 : 0;
+  return n;
+}
+
+}  // namespace sidecar::runtime::testing
