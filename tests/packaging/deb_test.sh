@@ -43,7 +43,7 @@ ddeb=$(ls "$out"/etcd-sidecar-dbgsym_*.ddeb 2>/dev/null) || fail "no etcd-sideca
 # ---- the package itself
 dpkg-deb --field "$deb" Package | grep -qx etcd-sidecar || fail "package name"
 dpkg-deb --field "$deb" Version | grep -qx "$version" || fail "package version is not $version"
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/etcd-sidecar/manifest.yaml ||
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -x >/dev/null /etc/etcd-sidecar/manifest.yaml ||
   fail "/etc/etcd-sidecar/manifest.yaml is not a conffile"
 depends=$(dpkg-deb --field "$deb" Depends)
 for lib in libc6 'libgrpc\+\+' libprotobuf-lite libyaml-cpp; do
@@ -53,15 +53,20 @@ done
 mkdir "$out/x" "$out/dbg"
 dpkg-deb -x "$deb" "$out/x"
 bin=$out/x/usr/bin/etcd-sidecar
-readelf -lW "$bin" | grep -q 'Requesting program interpreter' || fail "etcd-sidecar is linked statically"
-readelf -dW "$bin" | grep -q 'NEEDED.*libgrpc++' || fail "etcd-sidecar does not link libgrpc++.so"
+# Outputs are captured first: `cmd | grep -q` fails under pipefail when grep's early exit kills cmd (SIGPIPE).
+program_headers=$(readelf -lW "$bin")
+grep -q 'Requesting program interpreter' <<<"$program_headers" || fail "etcd-sidecar is linked statically"
+dynamic=$(readelf -dW "$bin")
+grep -q 'NEEDED.*libgrpc++' <<<"$dynamic" || fail "etcd-sidecar does not link libgrpc++.so"
 sections=$(readelf -SW "$bin")
 ! grep -Eq '\.(debug_[a-z]+|symtab) ' <<<"$sections" || fail "etcd-sidecar is not stripped"
 build_id=$(readelf -nW "$bin" | sed -n 's/.*Build ID: *//p')
 [[ -n $build_id ]] || fail "etcd-sidecar has no build-id"
 dpkg-deb -x "$ddeb" "$out/dbg"
 debug=$out/dbg/usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug
-[[ -f $debug ]] && readelf -SW "$debug" 2>/dev/null | grep -q '\.debug_info' || fail "no debug info for build-id $build_id in $ddeb"
+[[ -f $debug ]] || fail "no $debug in $ddeb"
+debug_sections=$(readelf -SW "$debug" 2>/dev/null)
+grep -q '\.debug_info' <<<"$debug_sections" || fail "no debug info for build-id $build_id in $ddeb"
 
 # No error, and every warning overridden in usr/share/lintian/overrides/etcd-sidecar (with its reason).
 lintian --fail-on error,warning --tag-display-limit 0 "$deb" >"$out/lintian.log" 2>&1 ||
@@ -95,9 +100,9 @@ IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
 [[ -f $dsh_state ]] || fail "deb-systemd-helper recorded no state for etcd-sidecar.service"
 ! ls /etc/systemd/system/multi-user.target.wants/etcd-sidecar@* >/dev/null 2>&1 || fail "the template got enabled"
 # Started on install / restarted on upgrade, stopped on removal: through deb-systemd-invoke when systemd runs.
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -q 'deb-systemd-invoke \$_action .etcd-sidecar.service' ||
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep >/dev/null 'deb-systemd-invoke \$_action .etcd-sidecar.service' ||
   fail "postinst does not start the unit through deb-systemd-invoke"
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./prerm | grep -q "deb-systemd-invoke stop 'etcd-sidecar.service'" ||
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./prerm | grep >/dev/null "deb-systemd-invoke stop 'etcd-sidecar.service'" ||
   fail "prerm does not stop the unit through deb-systemd-invoke"
 
 got=$(/usr/bin/etcd-sidecar --version)
