@@ -31,8 +31,10 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# --dev starts a throwaway etcd for the agent, so no system etcd is needed.
-run: build
+# --dev starts a throwaway etcd for the agent, so no system etcd is needed. Builds the agent alone: the
+# tests, fuzz targets and benchmarks are built by `make build` / `make test`.
+run: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target etcd-sidecar
 	./$(BUILD_DIR)/etcd-sidecar --manifest config/example.yaml --dev
 
 # Every label: unit (with the fuzz corpus replay), integration, fault, and a 60 s soak.

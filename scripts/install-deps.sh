@@ -26,6 +26,8 @@ readonly PACKAGES=(
   etcd-client
   # `systemd-analyze verify` checks the shipped units (tests/systemd/verify_units.sh); no systemd needs to run.
   systemd
+  # tests/packaging/deb_test.sh checks the built .deb with lintian (no errors, no warning without an override).
+  lintian
   # The TLS tests generate their CA, server and client certificates with the openssl command.
   openssl
   # `make fuzz`: clang with libFuzzer. On Debian 12 libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev
