@@ -182,8 +182,9 @@ void run_idle(BenchContext& ctx) {
   agent.require_running("while idle");
   const auto memory = read_memory(agent.pid());
   if (!memory) throw SectionFailed("cannot read /proc/" + std::to_string(agent.pid()) + "/smaps_rollup");
-  ctx.report.add_check("idle", "RSS, 2 services, 5 s idle", format_mb(memory->rss_kb), "<= 10 MB",
-                       memory->rss_kb <= 10 * 1024);
+  // Issue 15's target for the default (dynamically linked) build; the static build idles near 10 MB.
+  ctx.report.add_check("idle", "RSS, 2 services, 5 s idle", format_mb(memory->rss_kb), "<= 12 MB",
+                       memory->rss_kb <= 12 * 1024);
   ctx.report.add_check("idle", "Anonymous (smaps_rollup), same process", format_mb(memory->anonymous_kb), "<= 3 MB",
                        memory->anonymous_kb <= 3 * 1024);
   ctx.report.note("idle: smaps_rollup of the 2-service agent: " + describe(*memory));
