@@ -119,6 +119,7 @@ void run_startup(BenchContext& ctx);
 void run_idle(BenchContext& ctx);
 void run_discovery(BenchContext& ctx);
 void run_discovery_disk(BenchContext& ctx);
+void run_stream(BenchContext& ctx);
 void run_scale(BenchContext& ctx);
 void run_failover(BenchContext& ctx);
 

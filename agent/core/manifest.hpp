@@ -82,6 +82,7 @@ struct DiscoverSpec {
   int min_instances = 0;                      // never write a smaller set
   Duration wait_min{0};                       // quiescence window
   Duration wait_max{1000};                    // upper bound on coalescing delay; wait_min <= wait_max
+  std::optional<Duration> wait_holdoff;       // fixed spacing of writes (<= wait_max); unset: paced by cost
   std::string check_command;                  // optional; {{staged}} replaced by the staged path
   std::string on_change;                      // optional; run after each new file
   Duration command_timeout{30000};            // for check_command and on_change

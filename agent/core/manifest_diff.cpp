@@ -17,7 +17,7 @@ auto check_tie(const CheckSpec& c) {
 
 auto discovery_tie(const DiscoverSpec& d) {
   return std::tie(d.service, d.output, d.format, d.template_path, d.mode, d.include_self, d.min_instances,
-                  d.wait_min, d.wait_max, d.check_command, d.on_change, d.command_timeout);
+                  d.wait_min, d.wait_max, d.wait_holdoff, d.check_command, d.on_change, d.command_timeout);
 }
 
 auto config_tie(const ConfigSpec& c) {

@@ -20,6 +20,7 @@ Discovery::Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& wr
                                 .mode = spec.mode,
                                 .wait_min = spec.wait_min,
                                 .wait_max = spec.wait_max,
+                                .wait_holdoff = spec.wait_holdoff,
                                 .check_command = spec.check_command,
                                 .on_change = spec.on_change,
                                 .command_timeout = spec.command_timeout},

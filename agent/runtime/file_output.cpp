@@ -36,7 +36,8 @@ FileOutput::FileOutput(asio::io_context& io, asio::thread_pool& writer, FileOutp
       writer_(writer),
       options_(std::move(options)),
       render_(std::move(render)),
-      coalescer_(options_.wait_min, options_.wait_max),
+      coalescer_(options_.wait_holdoff ? core::Coalescer(options_.wait_min, options_.wait_max, *options_.wait_holdoff)
+                                       : core::Coalescer(options_.wait_min, options_.wait_max)),
       wake_(io),
       scope_(io, "output " + options_.path) {}
 
@@ -110,10 +111,35 @@ asio::awaitable<FileOutput::Outcome> FileOutput::write(const Bytes& bytes) {
   co_return Outcome::kWritten;
 }
 
-asio::awaitable<void> FileOutput::run_on_change() {
+// on_change runs beside the write loop, not in it: a 100 ms reload must not hold back the next file. The
+// pacer keeps it to one run at a time, and to at most one per kCostFactor times its last duration. It waits
+// for the file to settle, so a burst runs it about once, but no longer than wait.max: an endless stream
+// must not starve the application of every new file.
+std::optional<Clock::time_point> FileOutput::on_change_at() const {
+  if (!on_change_owed_) return std::nullopt;
+  const auto paced = on_change_pacer_.next_start();
+  if (!paced) return std::nullopt;  // running; its end wakes the loop
+  if (!coalescer_.pending()) return *paced;
+  return std::max(*paced, on_change_owed_since_ + options_.wait_max);
+}
+
+void FileOutput::maybe_start_on_change(Clock::time_point now) {
+  const auto at = on_change_at();
+  if (stopping_ || !at || now < *at) return;
   on_change_owed_ = false;
+  on_change_pacer_.on_started(now);
+  scope_.spawn("on_change", run_on_change());
+}
+
+asio::awaitable<void> FileOutput::run_on_change() {
   ++stats_.on_change_runs;
+  const auto started = Clock::now();
   auto r = co_await run_shell(options_.on_change, options_.command_timeout);
+  const auto finished = Clock::now();
+  on_change_pacer_.on_finished(finished);
+  // The reload is part of what this output costs the host: it widens the spacing of the next write too.
+  coalescer_.on_cost(finished - started);
+  wake_.cancel();  // the loop re-reads the deadlines: a run may be owed again, the holdoff has grown
   if (r.ok()) {
     spdlog::info("{}: on_change ran in {} ms", options_.name, r.took.count());
     if (!r.output.empty()) spdlog::debug("{}: on_change output: {}", options_.name, r.output);
@@ -126,12 +152,11 @@ asio::awaitable<void> FileOutput::run_on_change() {
 
 asio::awaitable<void> FileOutput::run() {
   while (!stopping_) {
-    // on_change runs once the file has settled, so a burst that takes several writes runs it once, and it
-    // never overlaps with itself: this loop is the only caller.
-    if (on_change_owed_ && !coalescer_.pending()) co_await run_on_change();
-    if (stopping_) break;
+    // on_change is owed after a write; owed runs collapse into one (see on_change_at for when it starts).
+    maybe_start_on_change(Clock::now());
     auto due = coalescer_.due();
     if (due && retry_at_ && *retry_at_ > *due) due = retry_at_;
+    if (auto at = on_change_at(); at && (!due || *at < *due)) due = at;
     wake_.expires_at(due ? *due : Clock::time_point::max());
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -139,6 +164,16 @@ asio::awaitable<void> FileOutput::run() {
     const auto now = Clock::now();
     if (!coalescer_.should_flush(now) || (retry_at_ && now < *retry_at_)) continue;
     coalescer_.on_flushed(now);
+    // What this write costs (render, write, fsync, rename, check_command) paces the next one.
+    struct ChargeCost {
+      FileOutput& self;
+      Clock::time_point started;
+      ~ChargeCost() {
+        const auto spent = Clock::now() - started;
+        self.coalescer_.on_cost(spent);
+        self.stats_.writing += spent;
+      }
+    } charge{*this, now};
     // A buffer still shared with a finished write job (its last reference is dropped on the writer thread
     // a moment after the result is posted) is left to it; otherwise the old one is reused.
     if (!scratch_ || scratch_.use_count() > 1) scratch_ = std::make_shared<std::string>();
@@ -168,7 +203,10 @@ asio::awaitable<void> FileOutput::run() {
         if (outcome == Outcome::kWritten) {
           ++stats_.writes;
           spdlog::debug("{}: wrote {} ({} bytes)", options_.name, options_.path, bytes->size());
-          if (!options_.on_change.empty()) on_change_owed_ = true;
+          if (!options_.on_change.empty() && !on_change_owed_) {
+            on_change_owed_ = true;
+            on_change_owed_since_ = Clock::now();
+          }
         } else {
           ++stats_.unchanged;
         }

@@ -29,6 +29,8 @@ struct FileOutputOptions {
   unsigned mode = 0644;
   std::chrono::milliseconds wait_min{0};
   std::chrono::milliseconds wait_max{1000};
+  // Fixed spacing between writes; unset: ten times what the last write (and its commands) cost.
+  std::optional<std::chrono::milliseconds> wait_holdoff;
   std::string check_command;        // "{{staged}}" is replaced by the staged file's path
   std::string on_change;
   std::chrono::milliseconds command_timeout{30000};
@@ -41,6 +43,7 @@ struct FileOutputStats {
   uint64_t check_failures = 0;
   uint64_t on_change_runs = 0;
   uint64_t on_change_failures = 0;
+  std::chrono::steady_clock::duration writing{0};  // render + write (+ check_command), summed over attempts
   std::string last_error;
 };
 
@@ -67,12 +70,15 @@ class FileOutput {
   asio::awaitable<Outcome> write(const Bytes& bytes);  // by reference: the caller's copy outlives the call
   void report_failure(const std::string& error);
   asio::awaitable<void> run_on_change();
+  void maybe_start_on_change(std::chrono::steady_clock::time_point now);
+  std::optional<std::chrono::steady_clock::time_point> on_change_at() const;  // nullopt: not owed or running
 
   asio::io_context& io_;
   asio::thread_pool& writer_;
   FileOutputOptions options_;
   Render render_;
   core::Coalescer coalescer_;
+  core::CommandPacer on_change_pacer_;
   asio::steady_timer wake_;
   core::Backoff retry_backoff_{{std::chrono::milliseconds(200), std::chrono::milliseconds(5000), 2.0, 0.2}};
   std::optional<std::chrono::steady_clock::time_point> retry_at_;
@@ -80,6 +86,7 @@ class FileOutput {
   Bytes last_written_;  // bytes known to be on disk
   Bytes rejected_;      // bytes check_command refused; not re-checked until they change
   bool on_change_owed_ = false;
+  std::chrono::steady_clock::time_point on_change_owed_since_{};  // the first write it is owed for
   bool failing_ = false;
   bool stopping_ = false;
   FileOutputStats stats_;

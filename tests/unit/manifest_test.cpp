@@ -114,7 +114,7 @@ discover:
     mode: "0600"
     include_self: false
     min_instances: 2
-    wait: {min: 50ms, max: 2s}
+    wait: {min: 50ms, max: 2s, holdoff: 250ms}
     check_command: "nginx -t -c {{staged}}"
     on_change: "nginx -s reload"
     command_timeout: 5s
@@ -159,6 +159,7 @@ config:
   EXPECT_EQ(d.min_instances, 2);
   EXPECT_EQ(d.wait_min, milliseconds(50));
   EXPECT_EQ(d.wait_max, milliseconds(2000));
+  EXPECT_EQ(d.wait_holdoff, std::optional<milliseconds>(milliseconds(250)));
   EXPECT_EQ(d.check_command, "nginx -t -c {{staged}}");
   EXPECT_EQ(d.on_change, "nginx -s reload");
   EXPECT_EQ(d.command_timeout, milliseconds(5000));
@@ -808,6 +809,29 @@ discover:
     wait: {min: 2s}
 )");
   EXPECT_THAT(r.errors, ElementsAre(ErrorAt(4, 11, "discover[0].wait", "min (2s) must not exceed max (1s)")));
+}
+
+TEST(ManifestParser, ReadsAFixedWaitHoldoffAndLeavesItUnsetByDefault) {
+  const ParseResult r = parse(R"(
+discover:
+  - {service: a, output: a.json, wait: {max: 1s, holdoff: 200ms}}
+  - {service: b, output: b.json}
+)");
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  EXPECT_EQ(r.manifest->discover[0].wait_holdoff, std::optional<milliseconds>(milliseconds(200)));
+  EXPECT_EQ(r.manifest->discover[1].wait_holdoff, std::nullopt);
+}
+
+TEST(ManifestParser, RejectsNegativeGarbageAndTooLargeWaitHoldoff) {
+  const ParseResult r = parse(R"(
+discover:
+  - {service: a, output: a.json, wait: {holdoff: -5ms}}
+  - {service: b, output: b.json, wait: {holdoff: soon}}
+  - {service: c, output: c.json, wait: {max: 1s, holdoff: 2s}}
+)");
+  EXPECT_THAT(r.errors, ElementsAre(ErrorAt(2, 50, "discover[0].wait.holdoff", "invalid duration '-5ms'"),
+                                    ErrorAt(3, 50, "discover[1].wait.holdoff", "invalid duration 'soon'"),
+                                    ErrorAt(4, 59, "discover[2].wait.holdoff", "holdoff (2s) must not exceed max (1s)")));
 }
 
 TEST(ManifestParser, RejectsNegativeMinInstancesAndNonBooleanIncludeSelf) {

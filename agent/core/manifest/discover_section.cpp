@@ -9,7 +9,7 @@ namespace {
 constexpr std::string_view kDiscoverKeys[] = {"service", "output",        "format",        "template",
                                               "mode",    "include_self",  "min_instances", "wait",
                                               "check_command", "on_change", "command_timeout"};
-constexpr std::string_view kWaitKeys[] = {"min", "max"};
+constexpr std::string_view kWaitKeys[] = {"min", "max", "holdoff"};
 
 void read_wait(Reader& r, const Entry& section, const std::string& path, DiscoverSpec& spec) {
   const std::optional<MapView> map = r.open_map(section.value, path, kWaitKeys);
@@ -21,9 +21,19 @@ void read_wait(Reader& r, const Entry& section, const std::string& path, Discove
   if (const Entry* e = map->get("max")) {
     if (auto d = r.duration(*e, join_path(path, "max"))) spec.wait_max = *d; else ok = false;
   }
+  const Entry* holdoff = map->get("holdoff");
+  if (holdoff != nullptr) {
+    if (auto d = r.duration(*holdoff, join_path(path, "holdoff"))) spec.wait_holdoff = *d; else ok = false;
+  }
   if (ok && spec.wait_min > spec.wait_max) {
     r.error(section.value, path,
             "min (" + format_duration(spec.wait_min) + ") must not exceed max (" + format_duration(spec.wait_max) +
+                ")");
+  }
+  // A holdoff above max would be silently cut to max by the coalescer; say so instead.
+  if (ok && spec.wait_holdoff && *spec.wait_holdoff > spec.wait_max) {
+    r.error(holdoff->value, join_path(path, "holdoff"),
+            "holdoff (" + format_duration(*spec.wait_holdoff) + ") must not exceed max (" + format_duration(spec.wait_max) +
                 ")");
   }
 }
