@@ -44,9 +44,11 @@ bool Publication::remove(size_t index) {
 
 std::vector<size_t> Publication::set_healthy(size_t index, bool healthy) {
   if (index >= keys_.size() || keys_[index].removed) return {};
-  const auto before = snapshot();
+  // Only this key can change: no need to compare every key as the agent-wide inputs do.
+  const bool was = published(index);
   keys_[index].healthy = healthy;
-  return changed_since(before);
+  if (published(index) == was) return {};
+  return {index};
 }
 
 Publication::DrainResult Publication::set_drained(bool drained) {
