@@ -164,56 +164,57 @@ asio::awaitable<void> FileOutput::run() {
     const auto now = Clock::now();
     if (!coalescer_.should_flush(now) || (retry_at_ && now < *retry_at_)) continue;
     coalescer_.on_flushed(now);
-    // What this write costs (render, write, fsync, rename, check_command) paces the next one.
-    struct ChargeCost {
-      FileOutput& self;
-      Clock::time_point started;
-      ~ChargeCost() {
-        const auto spent = Clock::now() - started;
-        self.coalescer_.on_cost(spent);
-        self.stats_.writing += spent;
-      }
-    } charge{*this, now};
-    // A buffer still shared with a finished write job (its last reference is dropped on the writer thread
-    // a moment after the result is posted) is left to it; otherwise the old one is reused.
-    if (!scratch_ || scratch_.use_count() > 1) scratch_ = std::make_shared<std::string>();
-    if (!render_(*scratch_)) continue;  // a guard (min_instances, render error) keeps the file; it logged why
-    if ((last_written_ && *last_written_ == *scratch_) || (rejected_ && *rejected_ == *scratch_)) {
-      ++stats_.unchanged;
-      continue;
-    }
-    Bytes bytes = scratch_;
-    const Outcome outcome = co_await write(bytes);
-    switch (outcome) {
-      case Outcome::kFailed:
-        coalescer_.on_change(Clock::now());  // still owed: retry with backoff until the disk takes it
-        retry_at_ = Clock::now() + retry_backoff_.next(0.5);
-        break;
-      case Outcome::kRejected:
-        rejected_ = std::move(bytes);
-        scratch_.reset();
-        break;
-      case Outcome::kUnchanged:
-      case Outcome::kWritten:
-        if (failing_) spdlog::info("{}: {} written again after failures", options_.name, options_.path);
-        failing_ = false;
-        retry_at_.reset();
-        retry_backoff_.reset();
-        rejected_.reset();
-        if (outcome == Outcome::kWritten) {
-          ++stats_.writes;
-          spdlog::debug("{}: wrote {} ({} bytes)", options_.name, options_.path, bytes->size());
-          if (!options_.on_change.empty() && !on_change_owed_) {
-            on_change_owed_ = true;
-            on_change_owed_since_ = Clock::now();
-          }
-        } else {
-          ++stats_.unchanged;
+    co_await produce();
+    // What this write cost (render, write, fsync, rename, check_command) paces the next one. Charged here,
+    // not by a destructor in the frame: a frame destroyed with the io_context at a forced exit must not
+    // touch this output, which is gone by then.
+    const auto spent = Clock::now() - now;
+    coalescer_.on_cost(spent);
+    stats_.writing += spent;
+  }
+}
+
+// Renders the captured state and writes it unless it is unchanged or was rejected before.
+asio::awaitable<void> FileOutput::produce() {
+  // A buffer still shared with a finished write job (its last reference is dropped on the writer thread
+  // a moment after the result is posted) is left to it; otherwise the old one is reused.
+  if (!scratch_ || scratch_.use_count() > 1) scratch_ = std::make_shared<std::string>();
+  if (!render_(*scratch_)) co_return;  // a guard (min_instances, render error) keeps the file; it logged why
+  if ((last_written_ && *last_written_ == *scratch_) || (rejected_ && *rejected_ == *scratch_)) {
+    ++stats_.unchanged;
+    co_return;
+  }
+  Bytes bytes = scratch_;
+  const Outcome outcome = co_await write(bytes);
+  switch (outcome) {
+    case Outcome::kFailed:
+      coalescer_.on_change(Clock::now());  // still owed: retry with backoff until the disk takes it
+      retry_at_ = Clock::now() + retry_backoff_.next(0.5);
+      break;
+    case Outcome::kRejected:
+      rejected_ = std::move(bytes);
+      scratch_.reset();
+      break;
+    case Outcome::kUnchanged:
+    case Outcome::kWritten:
+      if (failing_) spdlog::info("{}: {} written again after failures", options_.name, options_.path);
+      failing_ = false;
+      retry_at_.reset();
+      retry_backoff_.reset();
+      rejected_.reset();
+      if (outcome == Outcome::kWritten) {
+        ++stats_.writes;
+        spdlog::debug("{}: wrote {} ({} bytes)", options_.name, options_.path, bytes->size());
+        if (!options_.on_change.empty() && !on_change_owed_) {
+          on_change_owed_ = true;
+          on_change_owed_since_ = Clock::now();
         }
-        scratch_ = std::move(last_written_);
-        last_written_ = std::move(bytes);
-        break;
-    }
+      } else {
+        ++stats_.unchanged;
+      }
+      scratch_ = std::move(last_written_);
+      last_written_ = std::move(bytes);
+      break;
   }
 }
 

@@ -65,6 +65,7 @@ class FileOutput {
 
  private:
   asio::awaitable<void> run();
+  asio::awaitable<void> produce();
   enum class Outcome { kWritten, kUnchanged, kRejected, kFailed };
   using Bytes = std::shared_ptr<std::string>;
   asio::awaitable<Outcome> write(const Bytes& bytes);  // by reference: the caller's copy outlives the call
