@@ -96,7 +96,7 @@ void Agent::ensure_registrar(std::vector<core::DesiredKey> keys) {
   };
   core::RegistrationOptions reg_options;
   reg_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(manifest_.lease_ttl);
-  registrar_ = std::make_unique<runtime::Registrar>(io_, *client_, std::move(keys), reg_options,
+  registrar_ = std::make_unique<runtime::Registrar>(io_, *port_, std::move(keys), reg_options,
                                                     runtime::RegistrarHooks{[this] { on_ready(); }, on_lease});
   registrar_->start(previous_lease);
 }

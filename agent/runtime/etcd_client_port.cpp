@@ -20,13 +20,21 @@ class ClientWatchSession final : public WatchSession {
 
   asio::awaitable<bool> open(WatchCreate create) override {
     if (!co_await stream_->async_start(use_awaitable)) co_return false;
+    // Named results rather than `co_return co_await` / `co_return T{}`: GCC 12 can lay out such a
+    // coroutine's frame wrongly (its parameters, `this` included, read back as garbage once resumed).
+    const bool sent = co_await watch(std::move(create));
+    co_return sent;
+  }
+
+  asio::awaitable<bool> watch(WatchCreate create) override {
     etcd::pb::WatchRequest req;
     auto* c = req.mutable_create_request();
     c->set_key(std::move(create.key));
     c->set_range_end(std::move(create.range_end));
     c->set_start_revision(create.start_revision);
     c->set_progress_notify(create.progress_notify);
-    co_return co_await stream_->async_write(std::move(req), use_awaitable);
+    const bool sent = co_await stream_->async_write(std::move(req), use_awaitable);
+    co_return sent;
   }
 
   asio::awaitable<std::optional<WatchMessage>> read() override {
@@ -56,10 +64,55 @@ class ClientWatchSession final : public WatchSession {
     co_return to_etcd_status(status);
   }
 
+  std::string endpoint() const override { return stream_->endpoint(); }
+
  private:
   etcd::Client& client_;
   std::shared_ptr<etcd::WatchStream> stream_;
 };
+
+class ClientKeepaliveSession final : public KeepaliveSession {
+ public:
+  ClientKeepaliveSession(etcd::Client& client, std::shared_ptr<etcd::KeepAliveStream> stream)
+      : client_(client), stream_(std::move(stream)) {}
+
+  asio::awaitable<bool> open() override {
+    const bool started = co_await stream_->async_start(use_awaitable);
+    co_return started;
+  }
+
+  asio::awaitable<bool> write(int64_t lease) override {
+    etcd::pb::LeaseKeepAliveRequest req;
+    req.set_id(lease);
+    const bool sent = co_await stream_->async_write(std::move(req), use_awaitable);
+    co_return sent;
+  }
+
+  asio::awaitable<std::optional<KeepaliveAck>> read() override {
+    auto resp = co_await stream_->async_read(use_awaitable);
+    if (!resp) co_return std::nullopt;
+    const KeepaliveAck ack{resp->id(), resp->ttl()};  // named: GCC 12 and braced temporaries in coroutines
+    co_return ack;
+  }
+
+  void cancel() override { stream_->cancel(); }
+
+  asio::awaitable<EtcdStatus> finish() override {
+    const grpc::Status status = co_await stream_->async_finish(use_awaitable);
+    if (!status.ok()) client_.report_failure(stream_->endpoint(), status);
+    co_return to_etcd_status(status);
+  }
+
+  std::string endpoint() const override { return stream_->endpoint(); }
+
+ private:
+  etcd::Client& client_;
+  std::shared_ptr<etcd::KeepAliveStream> stream_;
+};
+
+std::optional<core::Observed> observed(const mvccpb::KeyValue& kv) {
+  return core::Observed{kv.value(), kv.lease(), kv.mod_revision()};
+}
 
 }  // namespace
 
@@ -87,6 +140,103 @@ asio::awaitable<RangeResult> EtcdClientPort::range(RangeQuery query) {
 
 std::shared_ptr<WatchSession> EtcdClientPort::new_watch() {
   return std::make_shared<ClientWatchSession>(client_, client_.new_watch_stream());
+}
+
+asio::awaitable<LeaseGrant> EtcdClientPort::lease_grant(std::chrono::seconds ttl) {
+  etcd::pb::LeaseGrantRequest req;
+  req.set_ttl(ttl.count());
+  auto r = co_await client_.lease_grant(std::move(req), use_awaitable);
+  LeaseGrant out;
+  out.status = to_etcd_status(r.status);
+  if (!r.ok()) co_return out;
+  // etcd reports some refusals in the body rather than the status.
+  if (!r.response.error().empty() || r.response.id() == 0) {
+    out.status = EtcdStatus::failure(2 /* UNKNOWN */, r.response.error().empty() ? "no lease id" : r.response.error());
+    co_return out;
+  }
+  out.id = r.response.id();
+  out.ttl = std::chrono::seconds(r.response.ttl());
+  co_return out;
+}
+
+asio::awaitable<EtcdStatus> EtcdClientPort::lease_revoke(int64_t lease, std::chrono::milliseconds timeout) {
+  etcd::pb::LeaseRevokeRequest req;
+  req.set_id(lease);
+  auto r = co_await client_.lease_revoke(std::move(req), use_awaitable, timeout);
+  co_return to_etcd_status(r.status);
+}
+
+asio::awaitable<LeaseTimeToLive> EtcdClientPort::lease_time_to_live(int64_t lease) {
+  etcd::pb::LeaseTimeToLiveRequest req;
+  req.set_id(lease);
+  auto r = co_await client_.lease_time_to_live(std::move(req), use_awaitable);
+  LeaseTimeToLive out;
+  out.status = to_etcd_status(r.status);
+  if (!r.ok()) co_return out;
+  out.ttl = std::chrono::seconds(r.response.ttl());
+  out.granted_ttl = std::chrono::seconds(r.response.grantedttl());
+  co_return out;
+}
+
+std::shared_ptr<KeepaliveSession> EtcdClientPort::new_keepalive() {
+  return std::make_shared<ClientKeepaliveSession>(client_, client_.new_keepalive_stream());
+}
+
+asio::awaitable<GuardedPutResult> EtcdClientPort::put_if_mod_revision(GuardedPut put) {
+  etcd::pb::TxnRequest txn;
+  auto* cmp = txn.add_compare();
+  cmp->set_key(put.key);
+  cmp->set_target(etcd::pb::Compare::MOD);
+  cmp->set_result(etcd::pb::Compare::EQUAL);
+  cmp->set_mod_revision(put.expect_mod_revision);
+  txn.add_failure()->mutable_request_range()->set_key(put.key);
+  auto* req = txn.add_success()->mutable_request_put();
+  req->set_key(std::move(put.key));
+  req->set_value(std::move(put.value));
+  req->set_lease(put.lease);
+  auto r = co_await client_.txn(std::move(txn), use_awaitable);
+  GuardedPutResult out;
+  out.status = to_etcd_status(r.status);
+  if (!r.ok()) co_return out;
+  out.succeeded = r.response.succeeded();
+  out.revision = r.response.header().revision();
+  if (!out.succeeded && r.response.responses_size() > 0 && r.response.responses(0).response_range().kvs_size() > 0) {
+    out.current = observed(r.response.responses(0).response_range().kvs(0));
+  }
+  co_return out;
+}
+
+asio::awaitable<GuardedDeleteResult> EtcdClientPort::delete_if_lease(std::string key, int64_t lease) {
+  etcd::pb::TxnRequest txn;
+  auto* cmp = txn.add_compare();
+  cmp->set_key(key);
+  cmp->set_target(etcd::pb::Compare::LEASE);
+  cmp->set_result(etcd::pb::Compare::EQUAL);
+  cmp->set_lease(lease);
+  txn.add_success()->mutable_request_delete_range()->set_key(std::move(key));
+  auto r = co_await client_.txn(std::move(txn), use_awaitable);
+  GuardedDeleteResult out;
+  out.status = to_etcd_status(r.status);
+  if (!r.ok()) co_return out;
+  out.succeeded = r.response.succeeded();
+  out.revision = r.response.header().revision();
+  co_return out;
+}
+
+asio::awaitable<KeysRead> EtcdClientPort::read_keys(std::vector<std::string> keys) {
+  etcd::pb::TxnRequest txn;
+  for (auto& key : keys) txn.add_success()->mutable_request_range()->set_key(std::move(key));
+  auto r = co_await client_.txn(std::move(txn), use_awaitable);
+  KeysRead out;
+  out.status = to_etcd_status(r.status);
+  if (!r.ok()) co_return out;
+  out.revision = r.response.header().revision();
+  out.values.resize(keys.size());
+  for (int i = 0; i < r.response.responses_size() && static_cast<size_t>(i) < keys.size(); ++i) {
+    const auto& range = r.response.responses(i).response_range();
+    if (range.kvs_size() > 0) out.values[static_cast<size_t>(i)] = observed(range.kvs(0));
+  }
+  co_return out;
 }
 
 }  // namespace sidecar::runtime

@@ -14,17 +14,12 @@ namespace {
 
 constexpr std::chrono::milliseconds kRevokeStaleTimeout{1000};
 
-bool is_lease_not_found(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::NOT_FOUND ||
-         status.error_message().find("lease not found") != std::string::npos;
-}
-
 }  // namespace
 
-Registrar::Registrar(asio::io_context& io, etcd::Client& client, std::vector<core::DesiredKey> keys,
+Registrar::Registrar(asio::io_context& io, EtcdPort& etcd, std::vector<core::DesiredKey> keys,
                      core::RegistrationOptions options, RegistrarHooks hooks)
     : io_(io),
-      client_(client),
+      etcd_(etcd),
       machine_(keys, options),
       hooks_(std::move(hooks)),
       ttl_(options.ttl),
@@ -57,15 +52,12 @@ asio::awaitable<void> Registrar::adopt_or_grant(int64_t lease) {
   const TimePoint give_up = now() + ttl_;  // past one TTL without an answer, the lease has expired anyway
   bool warned = false;
   while (!stopping_) {
-    etcd::pb::LeaseTimeToLiveRequest req;
-    req.set_id(lease);
     const TimePoint sent_at = now();
-    auto r = co_await client_.lease_time_to_live(std::move(req), use_awaitable);
+    const LeaseTimeToLive r = co_await etcd_.lease_time_to_live(lease);
     if (stopping_) co_return;
-    if (r.ok()) {
-      if (r.response.ttl() > 0) {
-        apply(machine_.adopt_lease(lease, std::chrono::seconds(r.response.grantedttl()),
-                                   std::chrono::seconds(r.response.ttl()), sent_at, now()));
+    if (r.status.ok) {
+      if (r.ttl.count() > 0) {
+        apply(machine_.adopt_lease(lease, r.granted_ttl, r.ttl, sent_at, now()));
       } else {
         spdlog::info("previous lease {} has expired; registering on a new lease", hex);
         machine_.remember_lease(lease);
@@ -73,14 +65,14 @@ asio::awaitable<void> Registrar::adopt_or_grant(int64_t lease) {
       }
       co_return;
     }
-    if (is_lease_not_found(r.status) || now() >= give_up) {
-      spdlog::info("previous lease {} is gone ({}); registering on a new lease", hex, r.status.error_message());
+    if (r.status.lease_not_found() || now() >= give_up) {
+      spdlog::info("previous lease {} is gone ({}); registering on a new lease", hex, r.status.message);
       machine_.remember_lease(lease);
       apply(machine_.start(now()));
       co_return;
     }
     if (!warned) {
-      spdlog::warn("cannot check previous lease {}: {}; retrying", hex, r.status.error_message());
+      spdlog::warn("cannot check previous lease {}: {}; retrying", hex, r.status.message);
       warned = true;
     }
     if (!co_await backoff_wait(adopt_retry_, backoff)) co_return;
@@ -96,11 +88,19 @@ void Registrar::apply(core::Actions actions) {
     }
   }
   if (stopping_) return;
-  if (actions.revoke_stale) revoke_stale(*actions.revoke_stale);
-  if (actions.grant_lease) grant_lease();
+  if (actions.revoke_stale) scope_.spawn("stale lease revoke", revoke(*actions.revoke_stale, kRevokeStaleTimeout));
+  if (actions.grant_lease) scope_.spawn("lease grant", grant_lease());
   if (actions.keepalive) send_keepalive(*actions.keepalive);
-  for (const auto& write : actions.writes) write_key(write);
-  for (const auto& del : actions.deletes) delete_key(del);
+  // The key and value are taken now, when the machine decided: the coroutine starts a turn later.
+  for (auto& write : actions.writes) {
+    const auto& desired = machine_.desired(write.index);
+    GuardedPut put{desired.key, desired.value, write.lease, write.expect_mod_revision};
+    scope_.spawn("key write", write_key(std::move(write), std::move(put)));
+  }
+  for (auto& del : actions.deletes) {
+    std::string key = machine_.desired(del.index).key;
+    scope_.spawn("key delete", delete_key(std::move(del), std::move(key)));
+  }
   if (actions.became_ready && hooks_.on_ready) hooks_.on_ready();
   if (machine_.lease() != 0 && machine_.lease() != reported_lease_) {
     reported_lease_ = machine_.lease();
@@ -161,6 +161,7 @@ size_t Registrar::add_key(core::DesiredKey key) {
   // The watch covers the keys it was started with: restart it so the new key is read and watched too.
   rewatch_ = true;
   if (watch_stream_) watch_stream_->cancel();
+  watch_retry_timer_.cancel();  // a watch waiting to retry (or with nothing to watch yet) starts now
   return index;
 }
 
@@ -171,83 +172,48 @@ void Registrar::remove_key(size_t index) {
 
 void Registrar::update_value(size_t index, std::string value) { apply(machine_.update_value(index, std::move(value), now())); }
 
-void Registrar::delete_key(const core::DeleteKey& del) {
-  const auto& desired = machine_.desired(del.index);
+asio::awaitable<void> Registrar::delete_key(core::DeleteKey del, std::string key) {
   // Only while it is on our lease: a key another agent took over in the meantime is left alone.
-  etcd::pb::TxnRequest txn;
-  auto* cmp = txn.add_compare();
-  cmp->set_key(desired.key);
-  cmp->set_target(etcd::pb::Compare::LEASE);
-  cmp->set_result(etcd::pb::Compare::EQUAL);
-  cmp->set_lease(del.lease);
-  txn.add_success()->mutable_request_delete_range()->set_key(desired.key);
-
-  client_.txn(std::move(txn), [this, del](etcd::RpcResult<etcd::pb::TxnResponse> r) {
-    if (stopping_) return;
-    core::DeleteOutcome outcome;
-    outcome.attempt = del.attempt;
-    if (!r.ok()) {
-      outcome.kind = core::DeleteOutcome::Kind::kFailed;
-      outcome.error = r.status.error_message();
-    } else {
-      outcome.kind = r.response.succeeded() ? core::DeleteOutcome::Kind::kDeleted : core::DeleteOutcome::Kind::kNotOurs;
-      outcome.revision = r.response.header().revision();
-    }
-    apply(machine_.on_delete_result(del.index, outcome, now(), random01()));
-  });
+  const GuardedDeleteResult r = co_await etcd_.delete_if_lease(std::move(key), del.lease);
+  if (stopping_) co_return;
+  core::DeleteOutcome outcome;
+  outcome.attempt = del.attempt;
+  if (!r.status.ok) {
+    outcome.kind = core::DeleteOutcome::Kind::kFailed;
+    outcome.error = r.status.message;
+  } else {
+    outcome.kind = r.succeeded ? core::DeleteOutcome::Kind::kDeleted : core::DeleteOutcome::Kind::kNotOurs;
+    outcome.revision = r.revision;
+  }
+  apply(machine_.on_delete_result(del.index, outcome, now(), random01()));
 }
 
-void Registrar::grant_lease() {
-
-  etcd::pb::LeaseGrantRequest req;
-  req.set_ttl(ttl_.count());
+asio::awaitable<void> Registrar::grant_lease() {
   const TimePoint sent_at = now();
-  client_.lease_grant(std::move(req), [this, sent_at](etcd::RpcResult<etcd::pb::LeaseGrantResponse> r) {
-    if (stopping_) return;
-    if (!r.ok() || !r.response.error().empty() || r.response.id() == 0) {
-      const std::string error = !r.ok() ? r.status.error_message() : r.response.error();
-      apply(machine_.on_lease_grant_failed(error.empty() ? "no lease id" : error, now(), random01()));
-      return;
-    }
-    apply(machine_.on_lease_granted(r.response.id(), std::chrono::seconds(r.response.ttl()), sent_at, now()));
-  });
+  const LeaseGrant r = co_await etcd_.lease_grant(ttl_);
+  if (stopping_) co_return;
+  if (!r.status.ok) {
+    apply(machine_.on_lease_grant_failed(r.status.message.empty() ? "no lease id" : r.status.message, now(),
+                                         random01()));
+    co_return;
+  }
+  apply(machine_.on_lease_granted(r.id, r.ttl, sent_at, now()));
 }
 
-void Registrar::write_key(const core::WriteKey& write) {
-  const auto& desired = machine_.desired(write.index);
-  etcd::pb::TxnRequest txn;
-  auto* cmp = txn.add_compare();
-  cmp->set_key(desired.key);
-  cmp->set_target(etcd::pb::Compare::MOD);
-  cmp->set_result(etcd::pb::Compare::EQUAL);
-  cmp->set_mod_revision(write.expect_mod_revision);
-  auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(desired.key);
-  put->set_value(desired.value);
-  put->set_lease(write.lease);
-  txn.add_failure()->mutable_request_range()->set_key(desired.key);
-
-  client_.txn(std::move(txn), [this, write](etcd::RpcResult<etcd::pb::TxnResponse> r) {
-    if (stopping_) return;
-    core::WriteOutcome outcome;
-    outcome.attempt = write.attempt;
-    if (!r.ok()) {
-      outcome.kind = is_lease_not_found(r.status) ? core::WriteOutcome::Kind::kLeaseNotFound
-                                                  : core::WriteOutcome::Kind::kFailed;
-      outcome.error = r.status.error_message();
-    } else if (r.response.succeeded()) {
-      outcome.kind = core::WriteOutcome::Kind::kWritten;
-      outcome.revision = r.response.header().revision();
-    } else {
-      outcome.kind = core::WriteOutcome::Kind::kRejected;
-      outcome.revision = r.response.header().revision();
-      if (r.response.responses_size() > 0 && r.response.responses(0).response_range().kvs_size() > 0) {
-        const auto& kv = r.response.responses(0).response_range().kvs(0);
-        outcome.current = core::Observed{kv.value(), kv.lease(), kv.mod_revision()};
-      }
-    }
-    apply(machine_.on_write_result(write.index, outcome, now(), random01()));
-  });
+asio::awaitable<void> Registrar::write_key(core::WriteKey write, GuardedPut put) {
+  GuardedPutResult r = co_await etcd_.put_if_mod_revision(std::move(put));
+  if (stopping_) co_return;
+  core::WriteOutcome outcome;
+  outcome.attempt = write.attempt;
+  if (!r.status.ok) {
+    outcome.kind = r.status.lease_not_found() ? core::WriteOutcome::Kind::kLeaseNotFound : core::WriteOutcome::Kind::kFailed;
+    outcome.error = r.status.message;
+  } else {
+    outcome.kind = r.succeeded ? core::WriteOutcome::Kind::kWritten : core::WriteOutcome::Kind::kRejected;
+    outcome.revision = r.revision;
+    if (!r.succeeded) outcome.current = std::move(r.current);
+  }
+  apply(machine_.on_write_result(write.index, outcome, now(), random01()));
 }
 
 void Registrar::send_keepalive(int64_t lease) {
@@ -258,31 +224,25 @@ void Registrar::send_keepalive(int64_t lease) {
 }
 
 void Registrar::write_keepalive(int64_t lease) {
-  etcd::pb::LeaseKeepAliveRequest req;
-  req.set_id(lease);
   keepalive_sent_.push_back(now());
-  auto stream = keepalive_stream_;
-  stream->async_write(std::move(req), [this, stream](bool ok) {
-    if (stream != keepalive_stream_ || stopping_) return;  // an old stream's write: the gate has moved on
-    if (!ok) {
-      // The stream is broken; the read side ends and the loop reconnects. Anything asked for meanwhile is
-      // owed and superseded by the reconnect's keepalive.
-      keepalive_gate_.on_stream_down();
-      return;
-    }
-    if (const auto owed = keepalive_gate_.on_write_done()) write_keepalive(*owed);
-  });
+  scope_.spawn("lease keepalive write", keepalive_write(keepalive_stream_, lease));
 }
 
-void Registrar::revoke_stale(int64_t lease) {
-  etcd::pb::LeaseRevokeRequest req;
-  req.set_id(lease);
-  client_.lease_revoke(
-      std::move(req),
-      [lease](etcd::RpcResult<etcd::pb::LeaseRevokeResponse> r) {
-        if (r.ok()) spdlog::debug("revoked stale lease {}", core::lease_to_hex(lease));
-      },
-      kRevokeStaleTimeout);
+asio::awaitable<void> Registrar::keepalive_write(std::shared_ptr<KeepaliveSession> stream, int64_t lease) {
+  const bool ok = co_await stream->write(lease);
+  if (stream != keepalive_stream_ || stopping_) co_return;  // an old stream's write: the gate has moved on
+  if (!ok) {
+    // The stream is broken; the read side ends and the loop reconnects. Anything asked for meanwhile is
+    // owed and superseded by the reconnect's keepalive.
+    keepalive_gate_.on_stream_down();
+    co_return;
+  }
+  if (const auto owed = keepalive_gate_.on_write_done()) write_keepalive(*owed);
+}
+
+asio::awaitable<void> Registrar::revoke(int64_t lease, std::chrono::milliseconds timeout) {
+  const EtcdStatus status = co_await etcd_.lease_revoke(lease, timeout);
+  if (status.ok) spdlog::debug("revoked stale lease {}", core::lease_to_hex(lease));
 }
 
 asio::awaitable<void> Registrar::tick_loop() {
@@ -311,17 +271,17 @@ asio::awaitable<void> Registrar::keepalive_loop() {
   core::Backoff backoff;
   bool reported_down = false;
   while (!stopping_) {
-    auto stream = client_.new_keepalive_stream();
-    // Known to halt_loops() from creation, so a stop while it opens cancels it (see the Finish below).
+    auto stream = etcd_.new_keepalive();
+    // Known to halt_loops() from creation, so a stop while it opens cancels it (see the finish below).
     keepalive_stream_ = stream;
-    const bool started = co_await stream->async_start(use_awaitable);
+    const bool started = co_await stream->open();
     if (started && !stopping_) {
       keepalive_sent_.clear();
       keepalive_gate_.on_stream_up();
       // Check the lease now rather than at the next TTL/3: after an etcd restart with wiped data this is
       // what notices, within one round trip, that the lease is gone.
       apply(machine_.on_reconnected(now()));
-      while (auto resp = co_await stream->async_read(use_awaitable)) {
+      while (auto ack = co_await stream->read()) {
         if (reported_down) {
           spdlog::info("lease keepalive stream to {} is back", stream->endpoint());
           reported_down = false;
@@ -331,19 +291,18 @@ asio::awaitable<void> Registrar::keepalive_loop() {
         const TimePoint sent_at = keepalive_sent_.front();
         keepalive_sent_.pop_front();
         keepalive_rtt_.observe(std::chrono::duration<double>(now() - sent_at).count());
-        apply(machine_.on_keepalive_ack(resp->id(), resp->ttl(), sent_at, now()));
+        apply(machine_.on_keepalive_ack(ack->id, ack->ttl, sent_at, now()));
       }
       keepalive_gate_.on_stream_down();
     }
     keepalive_stream_.reset();
-    // A stream the server never ends (we stopped, it is still open) would hold Finish, and join(), forever.
+    // A stream the server never ends (we stopped, it is still open) would hold finish, and join(), forever.
     if (stopping_) stream->cancel();
-    const grpc::Status status = co_await stream->async_finish(use_awaitable);
+    const EtcdStatus status = co_await stream->finish();
     if (stopping_) break;
-    client_.report_failure(stream->endpoint(), status);
     if (!reported_down) {
       spdlog::warn("lease keepalive stream to {} ended: {}; reconnecting", stream->endpoint(),
-                   status.ok() ? "closed by server" : status.error_message());
+                   status.ok ? "closed by server" : status.message);
       reported_down = true;
     }
     if (!co_await backoff_wait(keepalive_retry_, backoff)) break;
@@ -373,23 +332,17 @@ asio::awaitable<void> Registrar::stop(std::chrono::milliseconds budget) {
   // restored by etcd's restart, still holds our keys.
   const std::vector<int64_t> leases = machine_.leases_to_revoke();
   if (leases.empty()) co_return;
-  for (size_t i = 1; i < leases.size(); ++i) {
-    etcd::pb::LeaseRevokeRequest old;
-    old.set_id(leases[i]);
-    client_.lease_revoke(std::move(old), [](etcd::RpcResult<etcd::pb::LeaseRevokeResponse>) {}, budget);
-  }
+  for (size_t i = 1; i < leases.size(); ++i) scope_.spawn("old lease revoke", revoke(leases[i], budget));
   const int64_t lease = leases.front();
-  etcd::pb::LeaseRevokeRequest req;
-  req.set_id(lease);
   const auto started = now();
-  auto r = co_await client_.lease_revoke(std::move(req), use_awaitable, budget);
+  const EtcdStatus status = co_await etcd_.lease_revoke(lease, budget);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(now() - started);
-  if (r.ok() || is_lease_not_found(r.status)) {
+  if (status.ok || status.lease_not_found()) {
     spdlog::info("deregistered {} key(s): revoked lease {} in {} ms", machine_.live_key_count(), core::lease_to_hex(lease),
                  took.count());
   } else {
     spdlog::warn("could not revoke lease {} ({}); its keys expire with the lease within {} s",
-                 core::lease_to_hex(lease), r.status.error_message(), ttl_.count());
+                 core::lease_to_hex(lease), status.message, ttl_.count());
   }
 }
 

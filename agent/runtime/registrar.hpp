@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,7 +20,7 @@
 #include "agent/core/publication.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/core/watch_retry.hpp"
-#include "agent/etcd/client.hpp"
+#include "agent/runtime/etcd_port.hpp"
 #include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime {
@@ -34,7 +35,7 @@ struct RegistrarHooks {
 
 class Registrar {
  public:
-  Registrar(asio::io_context& io, etcd::Client& client, std::vector<core::DesiredKey> keys,
+  Registrar(asio::io_context& io, EtcdPort& etcd, std::vector<core::DesiredKey> keys,
             core::RegistrationOptions options, RegistrarHooks hooks = {});
   Registrar(const Registrar&) = delete;
   Registrar& operator=(const Registrar&) = delete;
@@ -55,6 +56,8 @@ class Registrar {
   // Seconds from sending a keepalive to its answer (for /metrics).
   const core::Histogram& keepalive_rtt() const { return keepalive_rtt_; }
   std::chrono::seconds ttl() const { return ttl_; }
+  // Whether a keepalive write is in flight or owed (for tests and status).
+  const core::KeepaliveGate& keepalive_gate() const { return keepalive_gate_; }
 
   // A key is published iff its service is healthy and the agent is not drained. Withdrawing deletes only
   // that key (if still on our lease); the lease and the other keys stay. Both are idempotent.
@@ -84,24 +87,27 @@ class Registrar {
   asio::awaitable<void> watch_loop();
   // Reads the first `n` own keys and feeds them to the machine; the revision to watch after (the oldest
   // read), or 0 with `*failure` set.
-  asio::awaitable<int64_t> read_own_keys(size_t n, grpc::Status* failure);
+  asio::awaitable<int64_t> read_own_keys(size_t n, EtcdStatus* failure);
   asio::awaitable<bool> retry_wait(std::chrono::milliseconds delay);  // on watch_retry_timer_
   asio::awaitable<bool> backoff_wait(asio::steady_timer& timer, core::Backoff& backoff);
 
   void apply(core::Actions actions);
-  void grant_lease();
-  void write_key(const core::WriteKey& write);
-  void delete_key(const core::DeleteKey& del);
+  // Each RPC is a coroutine of scope_, so join() also waits for the calls in flight (each bounded by the
+  // client's request deadline, or cancelled at once by its shutdown).
+  asio::awaitable<void> grant_lease();
+  asio::awaitable<void> write_key(core::WriteKey write, GuardedPut put);
+  asio::awaitable<void> delete_key(core::DeleteKey del, std::string key);
   // Hands the keys whose publication changed to the registration state machine.
   void update_published(const std::vector<size_t>& changed, const std::string& reason);
   void send_keepalive(int64_t lease);
   void write_keepalive(int64_t lease);
-  void revoke_stale(int64_t lease);
+  asio::awaitable<void> keepalive_write(std::shared_ptr<KeepaliveSession> stream, int64_t lease);
+  asio::awaitable<void> revoke(int64_t lease, std::chrono::milliseconds timeout);
   double random01() { return uniform_(rng_); }
   static core::TimePoint now() { return core::SteadyClock::now(); }
 
   asio::io_context& io_;
-  etcd::Client& client_;
+  EtcdPort& etcd_;
   core::Registration machine_;
   RegistrarHooks hooks_;
   std::unordered_map<std::string, size_t> key_index_;
@@ -112,10 +118,10 @@ class Registrar {
   asio::steady_timer watch_retry_timer_;
   core::WatchRetry watch_retry_;  // own-key watch: backoff across restarts, and one log line per state change
   asio::steady_timer adopt_retry_;
-  std::shared_ptr<etcd::KeepAliveStream> keepalive_stream_;
+  std::shared_ptr<KeepaliveSession> keepalive_stream_;
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
   core::KeepaliveGate keepalive_gate_;  // one write at a time; a keepalive that could not go out is owed
-  std::shared_ptr<etcd::WatchStream> watch_stream_;
+  std::shared_ptr<WatchSession> watch_stream_;
   bool rewatch_ = false;  // the key set grew: the own-key watch re-reads and re-watches every key
   bool stopping_ = false;
   int64_t reported_lease_ = 0;

@@ -23,7 +23,7 @@ constexpr size_t kWatchCreatesInFlight = 128;
 
 }  // namespace
 
-asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, grpc::Status* failure) {
+asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, EtcdStatus* failure) {
   // Reading (rather than resuming an old watch) is what copes with an etcd whose revisions went back. The
   // read goes out in Txns of at most kMaxTxnOps Ranges, each at the then current revision, and each key is
   // judged at its own chunk's revision: as fresh as one Txn was. Reading the later chunks at the first
@@ -37,21 +37,19 @@ asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, grpc::Status* failur
   size_t begin = 0;
   do {
     const size_t end = std::min(n, begin + kMaxTxnOps);
-    etcd::pb::TxnRequest read;
-    for (size_t i = begin; i < end; ++i) read.add_success()->mutable_request_range()->set_key(machine_.desired(i).key);
-    auto r = co_await client_.txn(std::move(read), use_awaitable);
+    std::vector<std::string> keys;
+    keys.reserve(end - begin);
+    for (size_t i = begin; i < end; ++i) keys.push_back(machine_.desired(i).key);
+    KeysRead r = co_await etcd_.read_keys(std::move(keys));
     if (stopping_) co_return 0;
-    if (!r.ok()) {
-      *failure = r.status;
+    if (!r.status.ok) {
+      *failure = std::move(r.status);
       co_return 0;
     }
-    const int64_t revision = r.response.header().revision();
-    if (begin == 0) first_revision = revision;
-    for (size_t i = begin; i < end && static_cast<int>(i - begin) < r.response.responses_size(); ++i) {
-      const auto& range = r.response.responses(static_cast<int>(i - begin)).response_range();
-      std::optional<core::Observed> current;
-      if (range.kvs_size() > 0) current = core::Observed{range.kvs(0).value(), range.kvs(0).lease(), range.kvs(0).mod_revision()};
-      apply(machine_.on_observed(i, current, revision, core::ObservationSource::kRange, now(), random01()));
+    if (begin == 0) first_revision = r.revision;
+    for (size_t i = begin; i < end && i - begin < r.values.size(); ++i) {
+      apply(machine_.on_observed(i, std::move(r.values[i - begin]), r.revision, core::ObservationSource::kRange,
+                                 now(), random01()));
     }
     begin = end;
   } while (begin < n);
@@ -62,13 +60,18 @@ asio::awaitable<void> Registrar::watch_loop() {
   while (!stopping_) {
     rewatch_ = false;
     const size_t n = machine_.key_count();
+    if (n == 0) {
+      // Nothing to watch until a reload adds a key (add_key wakes this).
+      if (!co_await retry_wait(std::chrono::hours(24))) break;
+      continue;
+    }
     // 1. Read every key; `revision` is the oldest revision a key was judged at.
-    grpc::Status read_failure;
+    EtcdStatus read_failure;
     const int64_t revision = co_await read_own_keys(n, &read_failure);
     if (stopping_) break;
-    if (!read_failure.ok()) {
+    if (!read_failure.ok) {
       const auto retry = watch_retry_.on_ended(core::WatchRetry::End::kFailed, now(), random01());
-      if (retry.log) spdlog::warn("cannot read own keys from etcd: {}; retrying", read_failure.error_message());
+      if (retry.log) spdlog::warn("cannot read own keys from etcd: {}; retrying", read_failure.message);
       if (!co_await retry_wait(retry.delay)) break;
       continue;
     }
@@ -79,44 +82,47 @@ asio::awaitable<void> Registrar::watch_loop() {
     bool compacted = false;
     size_t created = 0;
     // False when the watch is over: etcd cancelled it (compaction, no leader, permission denied, ...).
-    auto handle = [&](const etcd::pb::WatchResponse& resp) {
-      if (resp.canceled()) {
+    auto handle = [&](WatchMessage& resp) {
+      if (resp.canceled) {
         canceled = true;
-        compacted = resp.compact_revision() > 0;
-        cancel_reason = resp.cancel_reason();
+        compacted = resp.compact_revision > 0;
+        cancel_reason = std::move(resp.cancel_reason);
         return false;
       }
-      if (resp.created()) ++created;
-      if (resp.events_size() > 0 && watch_retry_.on_delivered(now())) {
+      if (resp.created) ++created;
+      if (!resp.events.empty() && watch_retry_.on_delivered(now())) {
         spdlog::info("own-key watch on {} is back", watch_stream_ ? watch_stream_->endpoint() : std::string("etcd"));
       }
-      for (const auto& ev : resp.events()) {
-        auto it = key_index_.find(ev.kv().key());
+      for (auto& ev : resp.events) {
+        auto it = key_index_.find(ev.kv.key);
         if (it == key_index_.end()) continue;
         std::optional<core::Observed> current;
-        if (ev.type() == mvccpb::Event::PUT) current = core::Observed{ev.kv().value(), ev.kv().lease(), ev.kv().mod_revision()};
-        apply(machine_.on_observed(it->second, current, ev.kv().mod_revision(), core::ObservationSource::kWatch,
+        if (ev.type == core::EventInput::Type::kPut) {
+          current = core::Observed{std::move(ev.kv.value), ev.kv.lease, ev.kv.mod_revision};
+        }
+        apply(machine_.on_observed(it->second, std::move(current), ev.kv.mod_revision, core::ObservationSource::kWatch,
                                    now(), random01()));
       }
       return true;
     };
-    auto stream = client_.new_watch_stream();
+    auto stream = etcd_.new_watch();
     watch_stream_ = stream;  // from creation: a stop while it opens must cancel it too
-    bool healthy = co_await stream->async_start(use_awaitable);
     // Creates go out in batches, each answered ("created") before the next: etcd answers every create on
     // this stream, and a client that only writes thousands of them would stall both directions on flow
-    // control.
+    // control. The first create opens the stream.
+    bool healthy = true;
     for (size_t begin = 0; healthy && begin < n; begin += kWatchCreatesInFlight) {
       const size_t end = std::min(n, begin + kWatchCreatesInFlight);
       for (size_t i = begin; healthy && i < end; ++i) {
-        etcd::pb::WatchRequest req;
-        auto* create = req.mutable_create_request();
-        create->set_key(machine_.desired(i).key);
-        create->set_start_revision(revision + 1);
-        healthy = co_await stream->async_write(std::move(req), use_awaitable);
+        WatchCreate create{.key = machine_.desired(i).key, .start_revision = revision + 1, .progress_notify = false};
+        if (i == 0) {
+          healthy = co_await stream->open(std::move(create));
+        } else {
+          healthy = co_await stream->watch(std::move(create));
+        }
       }
       while (healthy && created < end) {
-        auto resp = co_await stream->async_read(use_awaitable);
+        auto resp = co_await stream->read();
         healthy = resp && handle(*resp);
       }
     }
@@ -124,13 +130,13 @@ asio::awaitable<void> Registrar::watch_loop() {
     if (healthy && !stopping_) {
       watch_retry_.on_started(now());
       wake_.cancel();  // the tick loop re-reads when a recovery is due
-      while (auto resp = co_await stream->async_read(use_awaitable)) {
+      while (auto resp = co_await stream->read()) {
         if (!handle(*resp)) break;
       }
     }
     if (canceled || stopping_) stream->cancel();
     watch_stream_.reset();
-    const grpc::Status status = co_await stream->async_finish(use_awaitable);
+    const EtcdStatus status = co_await stream->finish();
     if (stopping_) break;
     if (rewatch_) {
       spdlog::debug("own-key watch restarted for {} key(s)", machine_.key_count());
@@ -141,7 +147,6 @@ asio::awaitable<void> Registrar::watch_loop() {
       spdlog::info("own-key watch: revision {} was compacted; re-reading keys", revision + 1);
       continue;
     }
-    client_.report_failure(stream->endpoint(), status);
     const auto retry = watch_retry_.on_ended(canceled ? core::WatchRetry::End::kCanceled : core::WatchRetry::End::kFailed,
                                              now(), random01());
     if (retry.log) {
@@ -150,7 +155,7 @@ asio::awaitable<void> Registrar::watch_loop() {
                      stream->endpoint(), cancel_reason);
       } else {
         spdlog::warn("own-key watch on {} ended: {}; re-reading and re-watching", stream->endpoint(),
-                     status.ok() ? "closed by server" : status.error_message());
+                     status.ok ? "closed by server" : status.message);
       }
     }
     if (!co_await retry_wait(retry.delay)) break;

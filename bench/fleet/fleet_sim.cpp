@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     sidecar::core::RegistrationOptions reg;
     reg.ttl = 10s;
     for (int i = 0; i < agents; ++i) {
-      auto& client = *client_set[static_cast<size_t>(i % clients)];
+      auto& client = *port_set[static_cast<size_t>(i % clients)];
       const std::string id = "agent-" + std::to_string(i);
       std::vector<sidecar::core::DesiredKey> keys{
           {"/services/fleet/" + id, R"({"address":"10.1.0.1","port":)" + std::to_string(1000 + i) + "}"}};

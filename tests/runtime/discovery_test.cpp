@@ -1,8 +1,6 @@
 // Discovery on FakeEtcd: the watcher feeds the endpoint set and the output file with no etcd and no sockets.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <filesystem>
 #include <fstream>
@@ -26,11 +24,6 @@ std::string read_file(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-asio::awaitable<void> join_into(Discovery& discovery, bool& joined) {
-  co_await discovery.join();
-  joined = true;
 }
 
 TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
@@ -62,10 +55,7 @@ TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
   EXPECT_EQ(discovery.set().size(), 1u);
   EXPECT_EQ(etcd.ranges(), 1) << "an event made the watcher re-read the prefix";
 
-  discovery.stop();
-  bool joined = false;
-  asio::co_spawn(io, join_into(discovery, joined), asio::detached);
-  EXPECT_TRUE(run_until(io, [&] { return joined; }));
+  EXPECT_TRUE(testing::stop_and_join(io, discovery));
   writer.join();
   std::filesystem::remove_all(dir);
 }

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <functional>
 
+#include "agent/runtime/task_scope.hpp"
+
 namespace sidecar::runtime::testing {
 
 // Runs handlers until `done` holds; false if it still does not after `limit`. The limit only turns a hang
@@ -19,6 +21,21 @@ inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& 
     io.run_one_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+// Runs the loop until `component.join()` has completed, awaited from a scope of the test's own (nothing
+// detached); false if it did not within the bound.
+template <class Component>
+bool join(boost::asio::io_context& io, Component& component) {
+  TaskScope scope(io, "test join");
+  scope.spawn("join", component.join());
+  return run_until(io, [&] { return scope.live() == 0; });
+}
+
+template <class Component>
+bool stop_and_join(boost::asio::io_context& io, Component& component) {
+  component.stop();
+  return join(io, component);
 }
 
 }  // namespace sidecar::runtime::testing

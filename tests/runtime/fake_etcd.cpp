@@ -11,6 +11,7 @@ namespace {
 
 constexpr int kCancelled = 1;    // grpc::StatusCode::CANCELLED
 constexpr int kUnavailable = 14;  // grpc::StatusCode::UNAVAILABLE
+constexpr int kDeadlineExceeded = 4;
 
 // Answers come a turn later, as from a real server: a component that assumed an inline answer would
 // behave differently here than against etcd.
@@ -18,23 +19,35 @@ asio::awaitable<void> next_turn(asio::io_context& io) { co_await asio::post(io, 
 
 }  // namespace
 
-FakeWatch::FakeWatch(FakeEtcd& etcd, asio::io_context& io)
-    : etcd_(etcd), signal_(io, asio::steady_timer::time_point::max()) {}
-
-asio::awaitable<void> FakeWatch::wait() {
+asio::awaitable<void> Signal::wait() {
+  // No expires_at here: it would cancel the other waiters, which would wait again and cancel this one.
   boost::system::error_code ec;
-  signal_.expires_at(asio::steady_timer::time_point::max());
-  co_await signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
+FakeWatch::FakeWatch(FakeEtcd& etcd, asio::io_context& io) : etcd_(etcd), signal_(io) {}
+
 asio::awaitable<bool> FakeWatch::open(WatchCreate create) {
-  create_ = std::move(create);
   ++etcd_.opening_;
   co_await next_turn(etcd_.io_);
-  while (etcd_.hold_opens_ && !cancelled_) co_await wait();
+  while ((etcd_.hold_opens_ || etcd_.silent_) && !cancelled_) co_await signal_.wait();
   --etcd_.opening_;
   if (cancelled_) co_return false;
   opened_ = true;
+  add(std::move(create));
+  co_return true;
+}
+
+asio::awaitable<bool> FakeWatch::watch(WatchCreate create) {
+  co_await next_turn(etcd_.io_);
+  if (cancelled_ || end_ || !opened_) co_return false;
+  add(std::move(create));
+  co_return true;
+}
+
+void FakeWatch::add(WatchCreate create) {
+  creates_.push_back(std::move(create));
+  const WatchCreate& c = creates_.back();
   auto created = etcd_.header();
   created.created = true;
   queue_.push_back(created);
@@ -43,7 +56,7 @@ asio::awaitable<bool> FakeWatch::open(WatchCreate create) {
     refused.canceled = true;
     refused.cancel_reason = *etcd_.refuse_;
     queue_.push_back(refused);
-  } else if (create_.start_revision > 0 && create_.start_revision < etcd_.compacted_) {
+  } else if (c.start_revision > 0 && c.start_revision < etcd_.compacted_) {
     auto compacted = etcd_.header();
     compacted.canceled = true;
     compacted.compact_revision = etcd_.compacted_;
@@ -51,18 +64,22 @@ asio::awaitable<bool> FakeWatch::open(WatchCreate create) {
   } else {
     // Catch up from the start revision, one response per event, as a new etcd watch does.
     for (const auto& ev : etcd_.history_) {
-      if (ev.kv.mod_revision < create_.start_revision || !FakeEtcd::in_range(ev.kv.key, create_)) continue;
+      if (ev.kv.mod_revision < c.start_revision || !FakeEtcd::in_range(ev.kv.key, c)) continue;
       auto m = etcd_.header();
       m.events.push_back(ev);
       queue_.push_back(std::move(m));
     }
   }
-  co_return true;
+  wake();
+}
+
+bool FakeWatch::covers(const std::string& key) const {
+  return std::any_of(creates_.begin(), creates_.end(), [&](const WatchCreate& c) { return FakeEtcd::in_range(key, c); });
 }
 
 asio::awaitable<std::optional<WatchMessage>> FakeWatch::read() {
   co_await next_turn(etcd_.io_);
-  while (queue_.empty() && !end_ && !cancelled_) co_await wait();
+  while (queue_.empty() && !end_ && !cancelled_) co_await signal_.wait();
   if (cancelled_ || queue_.empty()) co_return std::nullopt;
   WatchMessage m = std::move(queue_.front());
   queue_.pop_front();
@@ -77,7 +94,7 @@ void FakeWatch::cancel() {
 asio::awaitable<EtcdStatus> FakeWatch::finish() {
   co_await next_turn(etcd_.io_);
   // As gRPC's Finish: the status comes once the server ended the stream or the client cancelled it.
-  while (!end_ && !cancelled_) co_await wait();
+  while (!end_ && !cancelled_) co_await signal_.wait();
   if (end_) co_return *end_;
   co_return EtcdStatus::failure(kCancelled, "cancelled");
 }
@@ -93,9 +110,12 @@ void FakeWatch::end(EtcdStatus status) {
 }
 
 asio::awaitable<RangeResult> FakeEtcd::range(RangeQuery query) {
-  co_await next_turn(io_);
   ++ranges_;
   RangeResult out;
+  if (!co_await answer(query.timeout)) {
+    out.status = EtcdStatus::failure(kDeadlineExceeded, "fake etcd: deadline exceeded");
+    co_return out;
+  }
   if (failing_ranges_ > 0) {
     --failing_ranges_;
     out.status = EtcdStatus::failure(kUnavailable, "fake etcd: unavailable");
@@ -135,7 +155,7 @@ int64_t FakeEtcd::erase(const std::string& key) {
 void FakeEtcd::record(core::EventInput ev) {
   history_.push_back(ev);
   for (auto& w : watches_) {
-    if (!w->opened_ || w->cancelled_ || w->end_ || !in_range(ev.kv.key, w->create_)) continue;
+    if (!w->opened_ || w->cancelled_ || w->end_ || !w->covers(ev.kv.key)) continue;
     auto m = header();
     m.events.push_back(ev);
     w->push(std::move(m));
@@ -163,6 +183,12 @@ void FakeEtcd::cancel_watches_compacted(int64_t compact_revision) {
     m.compact_revision = compact_revision;
     w->push(std::move(m));
   }
+}
+
+std::optional<core::KvInput> FakeEtcd::get(const std::string& key) const {
+  auto it = kvs_.find(key);
+  if (it == kvs_.end()) return std::nullopt;
+  return it->second;
 }
 
 void FakeEtcd::hold_opens(bool hold) {

@@ -3,8 +3,6 @@
 // from the options, shrunk to a millisecond or two, or made huge where a test proves there was none.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <map>
 
 #include "agent/runtime/prefix_watcher.hpp"
@@ -17,6 +15,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeEtcd;
 using testing::run_until;
+using testing::stop_and_join;
 
 class RecordingSink final : public PrefixSink {
  public:
@@ -39,18 +38,6 @@ class RecordingSink final : public PrefixSink {
   std::vector<int64_t> snapshot_revisions;
   std::vector<core::EventInput> events;
 };
-
-asio::awaitable<void> join_into(PrefixWatcher& watcher, bool& joined) {
-  co_await watcher.join();
-  joined = true;
-}
-
-bool stop_and_join(asio::io_context& io, PrefixWatcher& watcher) {
-  watcher.stop();
-  bool joined = false;
-  asio::co_spawn(io, join_into(watcher, joined), asio::detached);
-  return run_until(io, [&] { return joined; });
-}
 
 core::BackoffPolicy fixed(std::chrono::milliseconds initial, std::chrono::milliseconds max) {
   return {.initial = initial, .max = max, .multiplier = 2.0, .jitter = 0.0};

@@ -1,0 +1,309 @@
+// Registrar against FakeEtcd on an io_context the test drives: no etcd, no sockets, no sleeps. Each test
+// runs the loop until a condition holds (the bound only turns a hang into a failure). Where a rule is about
+// time (a keepalive every TTL/3, adoption given up after one TTL), the TTL is one second, the shortest
+// etcd grants, and the test waits for the event rather than for the time.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/runtime/registrar.hpp"
+#include "agent/runtime/task_scope.hpp"
+#include "tests/runtime/drive.hpp"
+#include "tests/runtime/fake_etcd.hpp"
+
+namespace sidecar::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeEtcd;
+using testing::run_until;
+
+std::vector<core::DesiredKey> service_keys(size_t n) {
+  std::vector<core::DesiredKey> keys;
+  for (size_t i = 0; i < n; ++i) {
+    keys.push_back({"/services/orders/i-" + std::to_string(i), R"({"address":"10.0.0.)" + std::to_string(i % 250) +
+                                                                    R"(","port":8080})"});
+  }
+  return keys;
+}
+
+// One registrar on the fake, stopped and joined at the end of every test, so a test that leaves a loop
+// running (or a call that never completes) fails in the destructor's bound instead of hanging.
+class RegistrarRig {
+ public:
+  explicit RegistrarRig(std::vector<core::DesiredKey> keys, std::chrono::seconds ttl = 10s) : keys_(keys) {
+    core::RegistrationOptions options;
+    options.ttl = ttl;
+    options.grant_backoff = {1ms, 5ms, 2.0, 0.0};
+    options.write_backoff = {1ms, 5ms, 2.0, 0.0};
+    options.conflict_backoff = {1ms, 5ms, 2.0, 0.0};
+    registrar_ = std::make_unique<Registrar>(
+        io_, etcd_, std::move(keys), options,
+        RegistrarHooks{[this] { ++ready_; }, [this](int64_t lease) { reported_leases_.push_back(lease); }});
+  }
+
+  ~RegistrarRig() {
+    if (!stopped_) stop(1s);
+    registrar_->abandon();
+    scope_.spawn("join", registrar_->join());
+    EXPECT_TRUE(run_until(io_, [&] { return scope_.live() == 0; })) << "the registrar's loops did not end";
+  }
+
+  void start(std::optional<int64_t> previous = std::nullopt) { registrar_->start(previous); }
+  // Stops (revokes) and returns once stop() has completed.
+  std::chrono::milliseconds stop(std::chrono::milliseconds budget) {
+    stopped_ = true;
+    bool done = false;
+    const auto started = std::chrono::steady_clock::now();
+    scope_.spawn("stop", stop_then(budget, &done));
+    EXPECT_TRUE(run_until(io_, [&] { return done; }));
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  }
+  bool run(const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
+    return run_until(io_, done, limit);
+  }
+  bool registered_on(int64_t lease) const {
+    for (const auto& k : keys_) {
+      const auto kv = etcd_.get(k.key);
+      if (!kv || kv->lease != lease || kv->value != k.value) return false;
+    }
+    return true;
+  }
+  bool none_in_etcd() const {
+    for (const auto& k : keys_) {
+      if (etcd_.get(k.key)) return false;
+    }
+    return true;
+  }
+  int64_t lease() const { return registrar_->state().lease(); }
+
+  asio::io_context io_;
+  FakeEtcd etcd_{io_};
+  std::vector<core::DesiredKey> keys_;
+  std::unique_ptr<Registrar> registrar_;
+  int ready_ = 0;
+  std::vector<int64_t> reported_leases_;
+
+ private:
+  asio::awaitable<void> stop_then(std::chrono::milliseconds budget, bool* done) {
+    co_await registrar_->stop(budget);
+    *done = true;
+  }
+  bool stopped_ = false;
+  TaskScope scope_{io_, "test"};
+};
+
+TEST(Registrar, RegistersEveryKeyOnOneGrantedLeaseAndSaysReadyOnce) {
+  RegistrarRig rig(service_keys(3));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
+  EXPECT_EQ(rig.etcd_.grants(), 1);
+  EXPECT_NE(rig.lease(), 0);
+  EXPECT_TRUE(rig.registered_on(rig.lease()));
+  EXPECT_EQ(rig.reported_leases_, std::vector<int64_t>{rig.lease()});
+  EXPECT_EQ(rig.ready_, 1);
+}
+
+TEST(Registrar, RestoresKeyDeletedByAnotherClient) {
+  RegistrarRig rig(service_keys(3));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  const int64_t deleted_at = rig.etcd_.erase(rig.keys_[1].key);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+  EXPECT_GT(rig.etcd_.get(rig.keys_[1].key)->mod_revision, deleted_at);
+  EXPECT_EQ(rig.etcd_.grants(), 1);  // the same lease: only the key was rewritten
+}
+
+TEST(Registrar, RestoresKeyOverwrittenByAnotherClient) {
+  RegistrarRig rig(service_keys(2));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  rig.etcd_.put(rig.keys_[0].key, R"({"address":"10.9.9.9","port":1})");
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+}
+
+TEST(Registrar, ReadsAndWatchesThreeHundredKeysWithinEtcdsTxnLimit) {
+  // The fake refuses a read of more than 128 keys, as etcd's default --max-txn-ops does.
+  RegistrarRig rig(service_keys(300));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.watches().back()->creates().size() == 300; }));
+  rig.etcd_.erase(rig.keys_[299].key);
+  rig.etcd_.erase(rig.keys_[0].key);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+}
+
+TEST(Registrar, AdoptsAPreviousLeaseStillHeldByEtcdWithoutRewritingItsKeys) {
+  RegistrarRig rig(service_keys(2));
+  const int64_t previous = rig.etcd_.grant_lease(10s);
+  for (const auto& k : rig.keys_) rig.etcd_.put(k.key, k.value, previous);
+  const int64_t revision = rig.etcd_.revision();
+  rig.start(previous);
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  EXPECT_EQ(rig.lease(), previous);
+  EXPECT_EQ(rig.etcd_.grants(), 0);
+  // One create-if-absent per key, refused because the key is there with our value: that answer is what
+  // registers it. Nothing was written: the keys never left and their revisions stand.
+  EXPECT_EQ(rig.etcd_.guarded_puts(), 2);
+  EXPECT_EQ(rig.etcd_.revision(), revision);
+  EXPECT_TRUE(rig.registered_on(previous));
+}
+
+TEST(Registrar, RegistersOnANewLeaseWhenThePreviousOneIsGone) {
+  RegistrarRig rig(service_keys(2));
+  const int64_t previous = rig.etcd_.grant_lease(10s);
+  rig.etcd_.expire_lease(previous);
+  rig.start(previous);
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
+  EXPECT_NE(rig.lease(), previous);
+  EXPECT_EQ(rig.etcd_.grants(), 1);
+  EXPECT_TRUE(rig.registered_on(rig.lease()));
+}
+
+TEST(Registrar, GivesUpAdoptionAfterOneTtlOfSilenceAndRegistersOnANewLease) {
+  RegistrarRig rig(service_keys(1), 1s);
+  const int64_t previous = rig.etcd_.grant_lease(1s);
+  rig.etcd_.set_silent(true);
+  const auto started = std::chrono::steady_clock::now();
+  rig.start(previous);
+  // Each check times out; past one TTL the lease has expired anyway, so the registrar moves on to a grant.
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.grants() > 0; }));
+  const auto gave_up = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(gave_up, 1s);
+  EXPECT_LT(gave_up, 2500ms);
+  EXPECT_GE(rig.etcd_.time_to_live_calls(), 2);  // it retried meanwhile
+  rig.etcd_.set_silent(false);
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
+  EXPECT_NE(rig.lease(), previous);
+  EXPECT_TRUE(rig.registered_on(rig.lease()));
+}
+
+TEST(Registrar, StopRevokesTheLeaseWhichDeletesEveryKey) {
+  RegistrarRig rig(service_keys(3));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
+  const int64_t lease = rig.lease();
+  rig.stop(1s);
+  EXPECT_FALSE(rig.etcd_.has_lease(lease));
+  EXPECT_TRUE(rig.none_in_etcd());
+}
+
+TEST(Registrar, StopEndsWithinItsBudgetWhenEtcdIsSilent) {
+  RegistrarRig rig(service_keys(3));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  rig.etcd_.set_silent(true, 10s);  // calls without a deadline of their own would hang far past the bound
+  const auto took = rig.stop(300ms);
+  EXPECT_GE(took, 300ms);  // it did wait for the revoke's answer
+  EXPECT_LT(took, 1500ms);
+  EXPECT_EQ(rig.etcd_.revokes(), 1);
+  EXPECT_TRUE(rig.registered_on(rig.lease()));  // nothing reached etcd: the keys expire with the lease
+}
+
+TEST(Registrar, KeepaliveWritesNeverOverlapAndAnOwedOneGoesOutWhenTheWriteCompletes) {
+  RegistrarRig rig(service_keys(1), 1s);
+  rig.etcd_.hold_keepalive_writes(true);
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && !rig.etcd_.keepalives().empty(); }));
+  const auto& stream = *rig.etcd_.keepalives().front();
+  ASSERT_TRUE(rig.run([&] { return stream.writes() == 1; }));
+  // The next keepalive is due TTL/3 later while the first write is still in flight: it is owed, not stacked.
+  ASSERT_TRUE(rig.run([&] { return rig.registrar_->keepalive_gate().owed().has_value(); }));
+  EXPECT_EQ(stream.writes(), 1);
+  EXPECT_EQ(stream.max_writes_in_flight(), 1);
+  rig.etcd_.hold_keepalive_writes(false);
+  ASSERT_TRUE(rig.run([&] { return stream.writes() >= 2; }));
+  EXPECT_EQ(stream.max_writes_in_flight(), 1);
+  EXPECT_EQ(rig.etcd_.grants(), 1);  // the lease held throughout
+}
+
+TEST(Registrar, ReconnectsTheKeepaliveStreamAndSendsAKeepaliveAtOnce) {
+  RegistrarRig rig(service_keys(1));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && !rig.etcd_.keepalives().empty(); }));
+  rig.etcd_.end_keepalives(EtcdStatus::failure(14, "fake etcd: connection reset"));
+  // TTL is 10 s: a keepalive on the new stream within the bound can only be the reconnect's own.
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.keepalives().size() == 2 && rig.etcd_.keepalives()[1]->writes() == 1; }));
+  EXPECT_EQ(rig.etcd_.grants(), 1);
+}
+
+TEST(Registrar, ReregistersOnANewLeaseWhenEtcdLosesIt) {
+  RegistrarRig rig(service_keys(2));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  const int64_t first = rig.lease();
+  rig.etcd_.wipe();  // etcd restarted without its data: keys and leases gone
+  ASSERT_TRUE(rig.run([&] { return rig.lease() != first && rig.registered_on(rig.lease()); }));
+  EXPECT_EQ(rig.etcd_.grants(), 2);
+}
+
+TEST(Registrar, AddedKeyIsRegisteredAndWatched) {
+  RegistrarRig rig(service_keys(1));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  core::DesiredKey extra{"/services/billing/b-1", R"({"address":"10.0.1.1","port":9090})"};
+  rig.registrar_->add_key(extra);
+  rig.keys_.push_back(extra);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+  // The watch was restarted to cover it: a delete of the new key is noticed and undone.
+  ASSERT_TRUE(rig.run([&] {
+    return rig.etcd_.open_watches() == 1 && rig.etcd_.watches().back()->creates().size() == 2;
+  }));
+  rig.etcd_.erase(extra.key);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+}
+
+TEST(Registrar, UpdatedValueIsRewrittenInPlaceOnTheSameLease) {
+  RegistrarRig rig(service_keys(2));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  const int64_t lease = rig.lease();
+  const int64_t created = rig.etcd_.get(rig.keys_[1].key)->create_revision;
+  rig.keys_[1].value = R"({"address":"10.0.0.1","port":9443})";
+  rig.registrar_->update_value(1, rig.keys_[1].value);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(lease); }));
+  EXPECT_EQ(rig.etcd_.get(rig.keys_[1].key)->create_revision, created);  // rewritten, never deleted
+  EXPECT_EQ(rig.etcd_.grants(), 1);
+}
+
+TEST(Registrar, RemovedKeyIsDeletedAndTheOthersStay) {
+  RegistrarRig rig(service_keys(2));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
+  rig.registrar_->remove_key(0);
+  ASSERT_TRUE(rig.run([&] { return !rig.etcd_.get(rig.keys_[0].key); }));
+  EXPECT_TRUE(rig.etcd_.get(rig.keys_[1].key).has_value());
+  EXPECT_TRUE(rig.etcd_.has_lease(rig.lease()));
+}
+
+TEST(Registrar, DrainWithdrawsEveryKeyKeepingTheLeaseAndUndrainPublishesThemAgain) {
+  RegistrarRig rig(service_keys(2));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
+  const int64_t lease = rig.lease();
+  rig.registrar_->set_drained(true, "test");
+  ASSERT_TRUE(rig.run([&] { return rig.none_in_etcd(); }));
+  EXPECT_TRUE(rig.etcd_.has_lease(lease));
+  rig.registrar_->set_drained(false, "test");
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(lease); }));
+}
+
+TEST(Registrar, LeavesAKeyOnAnotherAgentsLeaseAloneWhenWithdrawing) {
+  RegistrarRig rig(service_keys(1));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  rig.registrar_->set_drained(true, "test");
+  ASSERT_TRUE(rig.run([&] { return rig.none_in_etcd(); }));
+  // Another agent takes the name over while this one is drained; stopping must not delete its key.
+  const int64_t other = rig.etcd_.grant_lease(10s);
+  rig.etcd_.put(rig.keys_[0].key, R"({"address":"10.7.7.7","port":1})", other);
+  rig.stop(1s);
+  ASSERT_TRUE(rig.etcd_.get(rig.keys_[0].key).has_value());
+  EXPECT_EQ(rig.etcd_.get(rig.keys_[0].key)->lease, other);
+}
+
+}  // namespace
+}  // namespace sidecar::runtime
