@@ -13,10 +13,32 @@ core::KvInput to_kv(mvccpb::KeyValue& kv) {
           kv.lease()};
 }
 
-class ClientWatchSession final : public WatchSession {
+// What a watch and a keepalive session share: ending the stream, and reporting a failed one to the client
+// (endpoint failover).
+template <class Session, class Stream>
+class ClientStreamSession : public Session {
  public:
-  ClientWatchSession(etcd::Client& client, std::shared_ptr<etcd::WatchStream> stream)
+  ClientStreamSession(etcd::Client& client, std::shared_ptr<Stream> stream)
       : client_(client), stream_(std::move(stream)) {}
+
+  void cancel() override { stream_->cancel(); }
+
+  asio::awaitable<EtcdStatus> finish() override {
+    const grpc::Status status = co_await stream_->async_finish(use_awaitable);
+    if (!status.ok()) client_.report_failure(stream_->endpoint(), status);
+    co_return to_etcd_status(status);
+  }
+
+  std::string endpoint() const override { return stream_->endpoint(); }
+
+ protected:
+  etcd::Client& client_;
+  std::shared_ptr<Stream> stream_;
+};
+
+class ClientWatchSession final : public ClientStreamSession<WatchSession, etcd::WatchStream> {
+ public:
+  using ClientStreamSession::ClientStreamSession;
 
   asio::awaitable<bool> open(WatchCreate create) override {
     if (!co_await stream_->async_start(use_awaitable)) co_return false;
@@ -55,26 +77,11 @@ class ClientWatchSession final : public WatchSession {
     }
     co_return m;
   }
-
-  void cancel() override { stream_->cancel(); }
-
-  asio::awaitable<EtcdStatus> finish() override {
-    const grpc::Status status = co_await stream_->async_finish(use_awaitable);
-    if (!status.ok()) client_.report_failure(stream_->endpoint(), status);
-    co_return to_etcd_status(status);
-  }
-
-  std::string endpoint() const override { return stream_->endpoint(); }
-
- private:
-  etcd::Client& client_;
-  std::shared_ptr<etcd::WatchStream> stream_;
 };
 
-class ClientKeepaliveSession final : public KeepaliveSession {
+class ClientKeepaliveSession final : public ClientStreamSession<KeepaliveSession, etcd::KeepAliveStream> {
  public:
-  ClientKeepaliveSession(etcd::Client& client, std::shared_ptr<etcd::KeepAliveStream> stream)
-      : client_(client), stream_(std::move(stream)) {}
+  using ClientStreamSession::ClientStreamSession;
 
   asio::awaitable<bool> open() override {
     const bool started = co_await stream_->async_start(use_awaitable);
@@ -94,24 +101,23 @@ class ClientKeepaliveSession final : public KeepaliveSession {
     const KeepaliveAck ack{resp->id(), resp->ttl()};  // named: GCC 12 and braced temporaries in coroutines
     co_return ack;
   }
-
-  void cancel() override { stream_->cancel(); }
-
-  asio::awaitable<EtcdStatus> finish() override {
-    const grpc::Status status = co_await stream_->async_finish(use_awaitable);
-    if (!status.ok()) client_.report_failure(stream_->endpoint(), status);
-    co_return to_etcd_status(status);
-  }
-
-  std::string endpoint() const override { return stream_->endpoint(); }
-
- private:
-  etcd::Client& client_;
-  std::shared_ptr<etcd::KeepAliveStream> stream_;
 };
 
 std::optional<core::Observed> observed(const mvccpb::KeyValue& kv) {
   return core::Observed{kv.value(), kv.lease(), kv.mod_revision()};
+}
+
+// Sends a guarded Txn and fills what every guarded result has (status, succeeded, revision); the response
+// for the rest (empty on failure).
+template <class Result>
+asio::awaitable<etcd::pb::TxnResponse> guarded_txn(etcd::Client& client, etcd::pb::TxnRequest txn, Result& out) {
+  auto r = co_await client.txn(std::move(txn), use_awaitable);
+  out.status = to_etcd_status(r.status);
+  if (r.ok()) {
+    out.succeeded = r.response.succeeded();
+    out.revision = r.response.header().revision();
+  }
+  co_return std::move(r.response);
 }
 
 }  // namespace
@@ -194,14 +200,11 @@ asio::awaitable<GuardedPutResult> EtcdClientPort::put_if_mod_revision(GuardedPut
   req->set_key(std::move(put.key));
   req->set_value(std::move(put.value));
   req->set_lease(put.lease);
-  auto r = co_await client_.txn(std::move(txn), use_awaitable);
   GuardedPutResult out;
-  out.status = to_etcd_status(r.status);
-  if (!r.ok()) co_return out;
-  out.succeeded = r.response.succeeded();
-  out.revision = r.response.header().revision();
-  if (!out.succeeded && r.response.responses_size() > 0 && r.response.responses(0).response_range().kvs_size() > 0) {
-    out.current = observed(r.response.responses(0).response_range().kvs(0));
+  const etcd::pb::TxnResponse resp = co_await guarded_txn(client_, std::move(txn), out);
+  // Refused: the failure branch read what the key holds now.
+  if (out.status.ok && !out.succeeded && resp.responses_size() > 0 && resp.responses(0).response_range().kvs_size() > 0) {
+    out.current = observed(resp.responses(0).response_range().kvs(0));
   }
   co_return out;
 }
@@ -214,12 +217,8 @@ asio::awaitable<GuardedDeleteResult> EtcdClientPort::delete_if_lease(std::string
   cmp->set_result(etcd::pb::Compare::EQUAL);
   cmp->set_lease(lease);
   txn.add_success()->mutable_request_delete_range()->set_key(std::move(key));
-  auto r = co_await client_.txn(std::move(txn), use_awaitable);
   GuardedDeleteResult out;
-  out.status = to_etcd_status(r.status);
-  if (!r.ok()) co_return out;
-  out.succeeded = r.response.succeeded();
-  out.revision = r.response.header().revision();
+  co_await guarded_txn(client_, std::move(txn), out);
   co_return out;
 }
 

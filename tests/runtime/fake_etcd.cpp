@@ -130,6 +130,25 @@ asio::awaitable<RangeResult> FakeEtcd::range(RangeQuery query) {
   co_return out;
 }
 
+asio::awaitable<KeysRead> FakeEtcd::read_keys(std::vector<std::string> keys) {
+  KeysRead out;
+  if (!co_await answer()) {
+    out.status = EtcdStatus::failure(kDeadlineExceeded, "fake etcd: deadline exceeded");
+    co_return out;
+  }
+  if (keys.size() > 128) {  // etcd's default --max-txn-ops
+    out.status = EtcdStatus::failure(3 /* INVALID_ARGUMENT */, "etcdserver: too many operations in txn request");
+    co_return out;
+  }
+  out.revision = revision_;
+  for (const auto& key : keys) {
+    const auto kv = get(key);
+    out.values.push_back(kv ? std::optional<core::Observed>(core::Observed{kv->value, kv->lease, kv->mod_revision})
+                            : std::nullopt);
+  }
+  co_return out;
+}
+
 std::shared_ptr<WatchSession> FakeEtcd::new_watch() {
   watches_.push_back(std::make_shared<FakeWatch>(*this, io_));
   return watches_.back();

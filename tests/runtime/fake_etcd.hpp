@@ -104,16 +104,18 @@ class FakeEtcd final : public EtcdPort {
 
   explicit FakeEtcd(asio::io_context& io) : io_(io), keepalive_release_(io) {}
 
-  // EtcdPort.
+  // EtcdPort: reads and watches (fake_etcd.cpp).
   asio::awaitable<RangeResult> range(RangeQuery query) override;
   std::shared_ptr<WatchSession> new_watch() override;
-  asio::awaitable<LeaseGrant> lease_grant(std::chrono::seconds ttl) override;
-  asio::awaitable<EtcdStatus> lease_revoke(int64_t lease, std::chrono::milliseconds timeout) override;
-  asio::awaitable<LeaseTimeToLive> lease_time_to_live(int64_t lease) override;
-  std::shared_ptr<KeepaliveSession> new_keepalive() override;
+  asio::awaitable<KeysRead> read_keys(std::vector<std::string> keys) override;
+  // EtcdPort: guarded writes (fake_leases.cpp). A write on an unknown lease fails with "lease not found".
   asio::awaitable<GuardedPutResult> put_if_mod_revision(GuardedPut put) override;
   asio::awaitable<GuardedDeleteResult> delete_if_lease(std::string key, int64_t lease) override;
-  asio::awaitable<KeysRead> read_keys(std::vector<std::string> keys) override;
+  // EtcdPort: leases (fake_leases.cpp).
+  asio::awaitable<LeaseGrant> lease_grant(std::chrono::seconds ttl) override;
+  asio::awaitable<LeaseTimeToLive> lease_time_to_live(int64_t lease) override;
+  asio::awaitable<EtcdStatus> lease_revoke(int64_t lease, std::chrono::milliseconds timeout) override;
+  std::shared_ptr<KeepaliveSession> new_keepalive() override;
 
   // The store. Each change is one revision and is delivered to every open watch whose range holds it.
   int64_t put(const std::string& key, const std::string& value, int64_t lease = 0);

@@ -153,25 +153,6 @@ asio::awaitable<GuardedDeleteResult> FakeEtcd::delete_if_lease(std::string key, 
   co_return out;
 }
 
-asio::awaitable<KeysRead> FakeEtcd::read_keys(std::vector<std::string> keys) {
-  KeysRead out;
-  if (!co_await answer()) {
-    out.status = deadline_exceeded();
-    co_return out;
-  }
-  if (keys.size() > 128) {  // etcd's default --max-txn-ops
-    out.status = EtcdStatus::failure(3 /* INVALID_ARGUMENT */, "etcdserver: too many operations in txn request");
-    co_return out;
-  }
-  out.revision = revision_;
-  for (const auto& key : keys) {
-    const auto kv = get(key);
-    out.values.push_back(kv ? std::optional<core::Observed>(core::Observed{kv->value, kv->lease, kv->mod_revision})
-                            : std::nullopt);
-  }
-  co_return out;
-}
-
 // ---- FakeKeepalive
 
 FakeKeepalive::FakeKeepalive(FakeEtcd& etcd, asio::io_context& io) : etcd_(etcd), signal_(io) {}
