@@ -136,6 +136,37 @@ TEST(Registrar, ReadsAndWatchesThreeHundredKeysWithinEtcdsTxnLimit) {
   ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
 }
 
+TEST(Registrar, OwnKeyWatchIsReopenedAfterTheServerEndsItAndStillRestoresKeys) {
+  RegistrarRig rig(service_keys(2));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  rig.etcd_.end_watches(EtcdStatus::failure(14, "fake etcd: member restarting"));
+  const int64_t deleted_at = rig.etcd_.erase(rig.keys_[0].key);  // while no watch is open: the re-read sees it
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.watches().size() == 2 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+  EXPECT_GT(rig.etcd_.get(rig.keys_[0].key)->mod_revision, deleted_at);
+  // The new watch starts after the re-read, so it sees the next delete too.
+  rig.etcd_.erase(rig.keys_[1].key);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+}
+
+TEST(Registrar, OwnKeyWatchBacksOffWhileEtcdKeepsCancellingIt) {
+  RegistrarRig rig(service_keys(1));
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  rig.etcd_.refuse_watches("etcdserver: no leader");
+  const auto refused_from = std::chrono::steady_clock::now();
+  rig.etcd_.end_watches(EtcdStatus::failure(14, "fake etcd: leader lost"));
+  // Four refused watches after the first: without backoff they would follow each other within a few ms.
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.watches().size() >= 5; }));
+  // Backoff 100 ms, doubling, 20 % jitter: at least 0.8 x (100 + 200 + 400) ms before the fifth.
+  EXPECT_GE(std::chrono::steady_clock::now() - refused_from, 560ms);
+  rig.etcd_.refuse_watches(std::nullopt);
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.open_watches() == 1; }));
+  rig.etcd_.erase(rig.keys_[0].key);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+}
+
 TEST(Registrar, AdoptsAPreviousLeaseStillHeldByEtcdWithoutRewritingItsKeys) {
   RegistrarRig rig(service_keys(2));
   const int64_t previous = rig.etcd_.grant_lease(10s);
