@@ -149,14 +149,17 @@ int Agent::run() {
   if (!load_templates(manifest_, &templates_)) return kExitConfig;
   start_time_unix_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 
-  const etcd::ClientOptions client_options = etcd::client_options_from(manifest_.etcd);
   std::string error;
-  client_ = etcd::Client::create(io_, client_options, &error);
-  if (!client_) {
-    spdlog::error("{}: etcd: {}", manifest_.source, error);
-    return kExitConfig;
+  if (options_.etcd) {
+    port_ = options_.etcd(io_);
+  } else {
+    client_ = etcd::Client::create(io_, etcd::client_options_from(manifest_.etcd), &error);
+    if (!client_) {
+      spdlog::error("{}: etcd: {}", manifest_.source, error);
+      return kExitConfig;
+    }
+    port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
   }
-  port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
 
   // Bound before anything touches etcd: a taken port fails the start without registering anything.
   if (manifest_.admin.enabled) {

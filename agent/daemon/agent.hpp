@@ -3,10 +3,13 @@
 // Thread: the calling (main) thread runs the io_context; everything inside runs on it.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "agent/core/manifest.hpp"
+#include "agent/runtime/etcd_port.hpp"
 
 namespace sidecar::daemon {
 
@@ -22,6 +25,10 @@ struct AgentOptions {
   std::function<void(core::Manifest&)> adjust;
   // --watch-manifest: reload when the manifest file changes (inotify on its directory), not only on SIGHUP.
   bool watch_manifest = false;
+  // Where the agent reaches etcd. Unset (the daemon): an etcd::Client on manifest.etcd. Tests pass an
+  // in-memory etcd to run the whole agent (reload, drain, shutdown) without sockets. Called once, on the
+  // thread that calls run_agent, with the agent's io_context.
+  std::function<std::unique_ptr<runtime::EtcdPort>(boost::asio::io_context&)> etcd;
 };
 
 // SIGHUP reloads the manifest and applies the difference (see README "Live reload").

@@ -104,9 +104,10 @@ class Agent {
   bool ready_ = false;
   std::string reload_trigger_ = "SIGHUP";
   std::unique_ptr<runtime::FileWatch> manifest_watch_;
+  // Null when AgentOptions::etcd gave the port (tests); then only port_ reaches etcd.
   std::unique_ptr<etcd::Client> client_;
-  // The watchers' view of client_ (runtime::EtcdPort); made with it, destroyed before it.
-  std::unique_ptr<runtime::EtcdClientPort> port_;
+  // How every component reaches etcd: client_ behind runtime::EtcdPort; made with it, destroyed before it.
+  std::unique_ptr<runtime::EtcdPort> port_;
   std::unique_ptr<runtime::AdminServer> admin_;
   std::optional<LeaseStateFile> state_file_;
   bool lease_recorded_ = false;

@@ -26,7 +26,7 @@ void Agent::reload(const std::string& trigger) {
   // Type=notify-reload wants MONOTONIC_USEC with RELOADING=1; older systemd ignores it.
   sd_notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
   // Certificates: new etcd connections use the files as they are now (even when the manifest is rejected).
-  if (std::string tls_error; !client_->reload_tls(&tls_error)) spdlog::warn("{}: etcd TLS files: {}", reload_trigger_, tls_error);
+  if (std::string tls_error; client_ && !client_->reload_tls(&tls_error)) spdlog::warn("{}: etcd TLS files: {}", reload_trigger_, tls_error);
   spdlog::info("{}: reloading {}", reload_trigger_, options_.manifest_path);
   auto parsed = core::load_manifest(options_.manifest_path, core::process_env());
   for (const auto& w : parsed.warnings) spdlog::warn("{}", w);

@@ -131,7 +131,7 @@ asio::awaitable<void> Agent::shutdown_sequence() {
   // The admin endpoint answers (readyz 503) until deregistration is done, then goes with the loop.
   if (admin_) admin_->stop();
   if (watchdog_) watchdog_->stop();
-  client_->shutdown();
+  if (client_) client_->shutdown();
   exit_deadline_.cancel();
   signals_.cancel();
 }
@@ -191,7 +191,7 @@ void Agent::finish_handover() {
   }
   if (admin_) admin_->stop();
   if (watchdog_) watchdog_->stop();
-  client_->shutdown();
+  if (client_) client_->shutdown();
   drain_delay_.cancel();
   signals_.cancel();
 }

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -103,6 +104,11 @@ class FakeEtcd final : public EtcdPort {
   static constexpr uint64_t kClusterId = 0xE7CD;
 
   explicit FakeEtcd(asio::io_context& io) : io_(io), keepalive_release_(io) {}
+  ~FakeEtcd() override {
+    if (on_destroy) on_destroy(*this);
+  }
+  // For a fake owned by the code under test (a whole agent): the test's last look at the store.
+  std::function<void(const FakeEtcd&)> on_destroy;
 
   // EtcdPort: reads and watches (fake_etcd.cpp).
   asio::awaitable<RangeResult> range(RangeQuery query) override;
@@ -122,6 +128,7 @@ class FakeEtcd final : public EtcdPort {
   int64_t erase(const std::string& key);
   int64_t revision() const { return revision_; }
   std::optional<core::KvInput> get(const std::string& key) const;
+  size_t key_count() const { return kvs_.size(); }
 
   // Leases. A lease is granted with its TTL and keeps it (the fake has no clock): a test ends one with
   // expire_lease, which deletes its keys as etcd does.
