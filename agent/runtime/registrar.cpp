@@ -260,7 +260,7 @@ asio::awaitable<void> Registrar::tick_loop() {
   }
 }
 
-asio::awaitable<bool> Registrar::backoff_wait(asio::steady_timer& timer, core::Backoff& backoff) {
+asio::awaitable<bool> Registrar::backoff_wait(Timer& timer, core::Backoff& backoff) {
   timer.expires_after(backoff.next(random01()));
   boost::system::error_code ec;
   co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));

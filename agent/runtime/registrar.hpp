@@ -5,7 +5,6 @@
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -20,6 +19,7 @@
 #include "agent/core/publication.hpp"
 #include "agent/core/registration.hpp"
 #include "agent/core/watch_retry.hpp"
+#include "agent/runtime/clock.hpp"
 #include "agent/runtime/etcd_port.hpp"
 #include "agent/runtime/task_scope.hpp"
 
@@ -89,7 +89,7 @@ class Registrar {
   // read), or 0 with `*failure` set.
   asio::awaitable<int64_t> read_own_keys(size_t n, EtcdStatus* failure);
   asio::awaitable<bool> retry_wait(std::chrono::milliseconds delay);  // on watch_retry_timer_
-  asio::awaitable<bool> backoff_wait(asio::steady_timer& timer, core::Backoff& backoff);
+  asio::awaitable<bool> backoff_wait(Timer& timer, core::Backoff& backoff);
 
   void apply(core::Actions actions);
   // Each RPC is a coroutine of scope_, so join() also waits for the calls in flight (each bounded by the
@@ -104,7 +104,7 @@ class Registrar {
   asio::awaitable<void> keepalive_write(std::shared_ptr<KeepaliveSession> stream, int64_t lease);
   asio::awaitable<void> revoke(int64_t lease, std::chrono::milliseconds timeout);
   double random01() { return uniform_(rng_); }
-  static core::TimePoint now() { return core::SteadyClock::now(); }
+  static core::TimePoint now() { return RuntimeClock::now(); }
 
   asio::io_context& io_;
   EtcdPort& etcd_;
@@ -113,11 +113,11 @@ class Registrar {
   std::unordered_map<std::string, size_t> key_index_;
   std::chrono::seconds ttl_;
 
-  asio::steady_timer wake_;
-  asio::steady_timer keepalive_retry_;
-  asio::steady_timer watch_retry_timer_;
+  Timer wake_;
+  Timer keepalive_retry_;
+  Timer watch_retry_timer_;
   core::WatchRetry watch_retry_;  // own-key watch: backoff across restarts, and one log line per state change
-  asio::steady_timer adopt_retry_;
+  Timer adopt_retry_;
   std::shared_ptr<KeepaliveSession> keepalive_stream_;
   std::deque<core::TimePoint> keepalive_sent_;  // send times of unanswered keepalives, oldest first
   core::KeepaliveGate keepalive_gate_;  // one write at a time; a keepalive that could not go out is owed
@@ -127,7 +127,7 @@ class Registrar {
   int64_t reported_lease_ = 0;
   core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
   core::Publication publication_;
-  asio::steady_timer settle_;  // woken whenever an action was applied, for withdraw_for_shutdown
+  Timer settle_;  // woken whenever an action was applied, for withdraw_for_shutdown
 
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};

@@ -5,7 +5,9 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 
+#include "agent/runtime/clock.hpp"
 #include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::runtime::testing {
@@ -21,6 +23,15 @@ inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& 
     io.run_one_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+// Moves the RuntimeClock forward and makes the loop look at its timers again. Asio arms a timerfd for the
+// nearest deadline when a wait is scheduled, so a timer the advance made due would otherwise fire only when
+// that timerfd expires in real time; scheduling a wait that is due before every other re-arms it.
+inline void advance_clock(boost::asio::io_context& io, std::chrono::steady_clock::duration by) {
+  RuntimeClock::advance(by);
+  auto poke = std::make_shared<Timer>(io, RuntimeClock::time_point::min());
+  poke->async_wait([poke](const boost::system::error_code&) {});
 }
 
 // Runs the loop until `component.join()` has completed, awaited from a scope of the test's own (nothing

@@ -1,7 +1,7 @@
 // Registrar against FakeEtcd on an io_context the test drives: no etcd, no sockets, no sleeps. Each test
 // runs the loop until a condition holds (the bound only turns a hang into a failure). Where a rule is about
-// time (a keepalive every TTL/3, adoption given up after one TTL), the TTL is one second, the shortest
-// etcd grants, and the test waits for the event rather than for the time.
+// time (a keepalive every TTL/3, adoption given up after one TTL), the test moves the RuntimeClock instead
+// of waiting; backoff between retries is shrunk to milliseconds through the options.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -35,6 +35,7 @@ std::vector<core::DesiredKey> service_keys(size_t n) {
 class RegistrarRig {
  public:
   explicit RegistrarRig(std::vector<core::DesiredKey> keys, std::chrono::seconds ttl = 10s) : keys_(keys) {
+    RuntimeClock::reset();
     core::RegistrationOptions options;
     options.ttl = ttl;
     options.grant_backoff = {1ms, 5ms, 2.0, 0.0};
@@ -50,6 +51,7 @@ class RegistrarRig {
     registrar_->abandon();
     scope_.spawn("join", registrar_->join());
     EXPECT_TRUE(run_until(io_, [&] { return scope_.live() == 0; })) << "the registrar's loops did not end";
+    RuntimeClock::reset();
   }
 
   void start(std::optional<int64_t> previous = std::nullopt) { registrar_->start(previous); }
@@ -62,6 +64,7 @@ class RegistrarRig {
     EXPECT_TRUE(run_until(io_, [&] { return done; }));
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   }
+  void advance(std::chrono::steady_clock::duration by) { testing::advance_clock(io_, by); }
   bool run(const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
     return run_until(io_, done, limit);
   }
@@ -195,17 +198,20 @@ TEST(Registrar, RegistersOnANewLeaseWhenThePreviousOneIsGone) {
 }
 
 TEST(Registrar, GivesUpAdoptionAfterOneTtlOfSilenceAndRegistersOnANewLease) {
-  RegistrarRig rig(service_keys(1), 1s);
-  const int64_t previous = rig.etcd_.grant_lease(1s);
+  RegistrarRig rig(service_keys(1), 10s);
+  const int64_t previous = rig.etcd_.grant_lease(10s);
   rig.etcd_.set_silent(true);
-  const auto started = std::chrono::steady_clock::now();
   rig.start(previous);
-  // Each check times out; past one TTL the lease has expired anyway, so the registrar moves on to a grant.
+  // Each check times out and is retried with backoff; the clock moves 3 s while each is in flight. Within
+  // one TTL the registrar keeps asking (the lease may still be alive); an answer (here a timeout) that
+  // comes past it gives up: the lease has expired by then anyway.
+  for (int tries = 1; tries <= 4; ++tries) {
+    ASSERT_TRUE(rig.run([&] { return rig.etcd_.time_to_live_calls() == tries; }));
+    EXPECT_EQ(rig.etcd_.grants(), 0) << "gave up after " << 3 * (tries - 1) << " s of a 10 s TTL";
+    rig.advance(3s);
+  }
   ASSERT_TRUE(rig.run([&] { return rig.etcd_.grants() > 0; }));
-  const auto gave_up = std::chrono::steady_clock::now() - started;
-  EXPECT_GE(gave_up, 1s);
-  EXPECT_LT(gave_up, 2500ms);
-  EXPECT_GE(rig.etcd_.time_to_live_calls(), 2);  // it retried meanwhile
+  EXPECT_EQ(rig.etcd_.time_to_live_calls(), 4);
   rig.etcd_.set_silent(false);
   ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0; }));
   EXPECT_NE(rig.lease(), previous);
@@ -235,13 +241,16 @@ TEST(Registrar, StopEndsWithinItsBudgetWhenEtcdIsSilent) {
 }
 
 TEST(Registrar, KeepaliveWritesNeverOverlapAndAnOwedOneGoesOutWhenTheWriteCompletes) {
-  RegistrarRig rig(service_keys(1), 1s);
+  RegistrarRig rig(service_keys(1), 10s);
   rig.etcd_.hold_keepalive_writes(true);
   rig.start();
   ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && !rig.etcd_.keepalives().empty(); }));
   const auto& stream = *rig.etcd_.keepalives().front();
+  // The first keepalive goes out at once if the stream came up after the grant, else TTL/3 after it.
+  if (!rig.run([&] { return stream.writes() == 1; }, 100ms)) rig.advance(3500ms);
   ASSERT_TRUE(rig.run([&] { return stream.writes() == 1; }));
-  // The next keepalive is due TTL/3 later while the first write is still in flight: it is owed, not stacked.
+  // The next falls due TTL/3 later while the first write is still in flight: it is owed, not stacked.
+  rig.advance(3500ms);
   ASSERT_TRUE(rig.run([&] { return rig.registrar_->keepalive_gate().owed().has_value(); }));
   EXPECT_EQ(stream.writes(), 1);
   EXPECT_EQ(stream.max_writes_in_flight(), 1);
