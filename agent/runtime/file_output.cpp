@@ -48,8 +48,8 @@ void FileOutput::stop() {
   wake_.cancel();
 }
 
-void FileOutput::changed() {
-  coalescer_.on_change(Clock::now());
+void FileOutput::changed(std::size_t changes) {
+  coalescer_.on_change(Clock::now(), changes);
   wake_.cancel();
 }
 
@@ -137,9 +137,10 @@ asio::awaitable<void> FileOutput::run_on_change() {
   auto r = co_await run_shell(options_.on_change, options_.command_timeout);
   const auto finished = Clock::now();
   on_change_pacer_.on_finished(finished);
-  // The reload is part of what this output costs the host: it widens the spacing of the next write too.
-  coalescer_.on_cost(finished - started);
-  wake_.cancel();  // the loop re-reads the deadlines: a run may be owed again, the holdoff has grown
+  // Not charged to the writing budget: the pacer above keeps the command to a tenth of the time on its
+  // own, and charging it there too would hold the file back by ten times a reload.
+  stats_.on_change_running += finished - started;
+  wake_.cancel();  // the loop re-reads the deadlines: a run may be owed again
   if (r.ok()) {
     spdlog::info("{}: on_change ran in {} ms", options_.name, r.took.count());
     if (!r.output.empty()) spdlog::debug("{}: on_change output: {}", options_.name, r.output);
@@ -165,9 +166,9 @@ asio::awaitable<void> FileOutput::run() {
     if (!coalescer_.should_flush(now) || (retry_at_ && now < *retry_at_)) continue;
     coalescer_.on_flushed(now);
     co_await produce();
-    // What this write cost (render, write, fsync, rename, check_command) paces the next one. Charged here,
-    // not by a destructor in the frame: a frame destroyed with the io_context at a forced exit must not
-    // touch this output, which is gone by then.
+    // What this write cost (render, write, fsync, rename, check_command) is charged to the writing budget,
+    // which paces the next one. Charged here, not by a destructor in the frame: a frame destroyed with the
+    // io_context at a forced exit must not touch this output, which is gone by then.
     const auto spent = Clock::now() - now;
     coalescer_.on_cost(spent);
     stats_.writing += spent;

@@ -1,0 +1,77 @@
+#include "agent/core/write_budget.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sidecar::core {
+namespace {
+
+using namespace std::chrono_literals;
+using TimePoint = WriteBudget::TimePoint;
+
+const TimePoint kT0 = TimePoint{} + 1000h;
+
+TEST(WriteBudget, FreshBudgetLetsAWriteStartAtOnce) {
+  WriteBudget b(10s);
+  EXPECT_LE(b.next_start(0ms), kT0);
+  EXPECT_EQ(b.ahead(kT0), 0ms);
+}
+
+TEST(WriteBudget, WithoutAllowanceTheNextWriteWaitsTenTimesTheCostFromTheStart) {
+  WriteBudget b(10s);
+  b.charge(kT0, 3ms);
+  EXPECT_EQ(b.next_start(0ms), kT0 + 30ms);
+  EXPECT_EQ(b.ahead(kT0 + 3ms), 2700us);  // 3 ms written in 3 ms: 2.7 ms more than a tenth
+}
+
+TEST(WriteBudget, CostsOfBackToBackWritesAccumulate) {
+  WriteBudget b(10s);
+  b.charge(kT0, 2ms);
+  b.charge(kT0 + 2ms, 2ms);  // started before the first was paid for
+  EXPECT_EQ(b.next_start(0ms), kT0 + 40ms);
+}
+
+TEST(WriteBudget, AllowanceLetsWritingRunAheadOfThePaceByThatMuch) {
+  WriteBudget b(10s);
+  b.charge(kT0, 30ms);
+  EXPECT_EQ(b.next_start(20ms), kT0 + 100ms);  // 30 ms ahead, 20 ms allowed: 10 ms to recover
+  EXPECT_LE(b.next_start(30ms), kT0);
+}
+
+TEST(WriteBudget, IdleTimeRefillsButIsNotBanked) {
+  WriteBudget b(10s);
+  b.charge(kT0, 5ms);
+  // Long after it was paid for, a write restarts the pace from its own start: an hour idle buys nothing.
+  b.charge(kT0 + 1h, 5ms);
+  EXPECT_EQ(b.next_start(0ms), kT0 + 1h + 50ms);
+}
+
+TEST(WriteBudget, OverAWindowWritingTakesAtMostATenthPlusTheAllowance) {
+  WriteBudget b(100s);
+  // A writer that always writes 2 ms as soon as an allowance of 50 ms lets it.
+  TimePoint t = kT0;
+  WriteBudget::Duration written{0};
+  while (t < kT0 + 10s) {
+    t = std::max(t, b.next_start(50ms));
+    b.charge(t, 2ms);
+    written += 2ms;
+    t += 2ms;
+  }
+  EXPECT_LE(written, (t - kT0) / WriteBudget::kDutyFactor + 50ms + 2ms);
+  EXPECT_GE(written, (t - kT0) / WriteBudget::kDutyFactor + 50ms - 2ms);
+}
+
+TEST(WriteBudget, DebtBeyondForgiveIsDropped) {
+  WriteBudget b(1s);
+  b.charge(kT0, 500ms);  // 5 s of pace, but at most 1 s beyond the write's end is remembered
+  EXPECT_EQ(b.next_start(0ms), kT0 + 1500ms);
+}
+
+TEST(WriteBudget, HugeCostDoesNotOverflowIntoThePast) {
+  WriteBudget b(24h);
+  b.charge(kT0, WriteBudget::Duration::max());
+  EXPECT_GT(b.next_start(0ms), kT0 + 1h);
+  EXPECT_GT(b.ahead(kT0), 1h);
+}
+
+}  // namespace
+}  // namespace sidecar::core
