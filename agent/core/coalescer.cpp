@@ -27,11 +27,15 @@ void Coalescer::on_flushed(TimePoint now) {
   first_unflushed_.reset();
   pending_changes_ = 0;
   last_flush_ = now;
+  cycle_spent_ = Duration::zero();
 }
 
 void Coalescer::on_cost(Duration spent) {
-  // Charged from the start of the cycle: a check_command after the write continues the same pace.
-  if (last_flush_) budget_.charge(*last_flush_, spent);
+  if (!last_flush_) return;
+  // Parts of one write (a check_command after it) end one after the other from the capture.
+  spent = std::max(spent, Duration::zero());
+  cycle_spent_ += spent;
+  budget_.charge(*last_flush_ + cycle_spent_, spent);
 }
 
 void Coalescer::clear_pending() {
@@ -42,7 +46,10 @@ void Coalescer::clear_pending() {
 Coalescer::TimePoint Coalescer::spaced_at() const {
   if (fixed_holdoff_) return last_flush_ ? *last_flush_ + *fixed_holdoff_ : TimePoint::min();
   // One change pending: waiting would merge it with nothing, so it may draw on the stream allowance.
-  return budget_.next_start(pending_changes_ <= 1 ? kStreamAllowance : Duration::zero());
+  if (pending_changes_ <= 1) return budget_.next_start(kStreamAllowance);
+  // A burst: on pace, or once it has settled, a little ahead of it.
+  return std::min(budget_.next_start(Duration::zero()),
+                  std::max(last_change_ + kSettle, budget_.next_start(kSettledAllowance)));
 }
 
 std::optional<Coalescer::TimePoint> Coalescer::due() const {

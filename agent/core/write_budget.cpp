@@ -13,11 +13,11 @@ constexpr WriteBudget::Duration kLargestCost = std::chrono::hours(24);
 
 WriteBudget::WriteBudget(Duration forgive) : forgive_(std::clamp(forgive, Duration::zero(), kLargestCost)) {}
 
-void WriteBudget::charge(TimePoint started, Duration spent) {
+void WriteBudget::charge(TimePoint ended, Duration spent) {
   spent = std::clamp(spent, Duration::zero(), kLargestCost);
-  // Idle time before this write is not banked beyond a full bucket: pace restarts from the write's start.
-  paid_until_ = std::max(paid_until_, started) + spent * kDutyFactor;
-  paid_until_ = std::min(paid_until_, started + spent + forgive_);
+  // Idle time before this write is not banked beyond a full bucket: the pace restarts from its end.
+  paid_until_ = std::max(paid_until_, ended) + spent * kDutyFactor;
+  paid_until_ = std::min(paid_until_, ended + forgive_);
 }
 
 WriteBudget::TimePoint WriteBudget::next_start(Duration allowance) const {

@@ -16,33 +16,43 @@ TEST(WriteBudget, FreshBudgetLetsAWriteStartAtOnce) {
   EXPECT_EQ(b.ahead(kT0), 0ms);
 }
 
-TEST(WriteBudget, WithoutAllowanceTheNextWriteWaitsTenTimesTheCostFromTheStart) {
+TEST(WriteBudget, WithoutAllowanceTheNextWriteWaitsTenTimesTheCostAfterTheEnd) {
   WriteBudget b(10s);
-  b.charge(kT0, 3ms);
-  EXPECT_EQ(b.next_start(0ms), kT0 + 30ms);
-  EXPECT_EQ(b.ahead(kT0 + 3ms), 2700us);  // 3 ms written in 3 ms: 2.7 ms more than a tenth
+  b.charge(kT0 + 3ms, 3ms);
+  EXPECT_EQ(b.next_start(0ms), kT0 + 33ms);
+  EXPECT_EQ(b.ahead(kT0 + 3ms), 3ms);
 }
 
 TEST(WriteBudget, CostsOfBackToBackWritesAccumulate) {
   WriteBudget b(10s);
-  b.charge(kT0, 2ms);
-  b.charge(kT0 + 2ms, 2ms);  // started before the first was paid for
-  EXPECT_EQ(b.next_start(0ms), kT0 + 40ms);
+  b.charge(kT0 + 2ms, 2ms);
+  b.charge(kT0 + 4ms, 2ms);  // ended before the first was paid for
+  EXPECT_EQ(b.next_start(0ms), kT0 + 42ms);
 }
 
 TEST(WriteBudget, AllowanceLetsWritingRunAheadOfThePaceByThatMuch) {
   WriteBudget b(10s);
-  b.charge(kT0, 30ms);
-  EXPECT_EQ(b.next_start(20ms), kT0 + 100ms);  // 30 ms ahead, 20 ms allowed: 10 ms to recover
-  EXPECT_LE(b.next_start(30ms), kT0);
+  b.charge(kT0 + 30ms, 30ms);
+  EXPECT_EQ(b.next_start(20ms), kT0 + 130ms);  // 30 ms ahead, 20 ms allowed: 10 ms to recover
+  EXPECT_EQ(b.next_start(30ms), kT0 + 30ms);
 }
 
 TEST(WriteBudget, IdleTimeRefillsButIsNotBanked) {
   WriteBudget b(10s);
-  b.charge(kT0, 5ms);
-  // Long after it was paid for, a write restarts the pace from its own start: an hour idle buys nothing.
-  b.charge(kT0 + 1h, 5ms);
-  EXPECT_EQ(b.next_start(0ms), kT0 + 1h + 50ms);
+  b.charge(kT0 + 5ms, 5ms);
+  // Long after it was paid for, a write restarts the pace from its own end: an hour idle buys nothing.
+  b.charge(kT0 + 1h + 5ms, 5ms);
+  EXPECT_EQ(b.next_start(0ms), kT0 + 1h + 55ms);
+}
+
+TEST(WriteBudget, WithoutAllowanceWritingTakesAnEleventh) {
+  WriteBudget b(100s);
+  TimePoint t = kT0;
+  for (int i = 0; i < 1000; ++i) {
+    t = std::max(t, b.next_start(0ms)) + 3ms;  // each write starts as soon as it may and takes 3 ms
+    b.charge(t, 3ms);
+  }
+  EXPECT_EQ(t - kT0, 1000 * 33ms - 30ms);
 }
 
 TEST(WriteBudget, OverAWindowWritingTakesAtMostATenthPlusTheAllowance) {
@@ -52,9 +62,9 @@ TEST(WriteBudget, OverAWindowWritingTakesAtMostATenthPlusTheAllowance) {
   WriteBudget::Duration written{0};
   while (t < kT0 + 10s) {
     t = std::max(t, b.next_start(50ms));
+    t += 2ms;
     b.charge(t, 2ms);
     written += 2ms;
-    t += 2ms;
   }
   EXPECT_LE(written, (t - kT0) / WriteBudget::kDutyFactor + 50ms + 2ms);
   EXPECT_GE(written, (t - kT0) / WriteBudget::kDutyFactor + 50ms - 2ms);
@@ -62,7 +72,7 @@ TEST(WriteBudget, OverAWindowWritingTakesAtMostATenthPlusTheAllowance) {
 
 TEST(WriteBudget, DebtBeyondForgiveIsDropped) {
   WriteBudget b(1s);
-  b.charge(kT0, 500ms);  // 5 s of pace, but at most 1 s beyond the write's end is remembered
+  b.charge(kT0 + 500ms, 500ms);  // 5 s of pace, but at most 1 s beyond the write's end is remembered
   EXPECT_EQ(b.next_start(0ms), kT0 + 1500ms);
 }
 
