@@ -99,6 +99,9 @@ class Coalescer {
   Duration min() const { return min_; }
   Duration max() const { return max_; }
   bool holdoff_fixed() const { return fixed_holdoff_.has_value(); }
+  // When the change stream will have been still for kSettle (a burst looks over): a command owed for the
+  // file (on_change) waits for this rather than running between the writes of a burst that keeps coming.
+  TimePoint settled_at() const { return last_change_ + kSettle; }
   // Writing done ahead of the 1/kCostFactor pace at `now` (what the budget still has to recover).
   Duration ahead_of_pace(TimePoint now) const { return budget_.ahead(now); }
 

@@ -113,14 +113,17 @@ asio::awaitable<FileOutput::Outcome> FileOutput::write(const Bytes& bytes) {
 
 // on_change runs beside the write loop, not in it: a 100 ms reload must not hold back the next file. The
 // pacer keeps it to one run at a time, and to at most one per kCostFactor times its last duration. It waits
-// for the file to settle, so a burst runs it about once, but no longer than wait.max: an endless stream
-// must not starve the application of every new file.
+// for the file to settle — nothing pending and no change for Coalescer::kSettle, since the budget now
+// writes a sequential stream change by change and "nothing pending" alone holds between two puts of a
+// burst — so a burst runs it about once, but no longer than wait.max: an endless stream must not starve
+// the application of every new file.
 std::optional<Clock::time_point> FileOutput::on_change_at() const {
   if (!on_change_owed_) return std::nullopt;
   const auto paced = on_change_pacer_.next_start();
   if (!paced) return std::nullopt;  // running; its end wakes the loop
-  if (!coalescer_.pending()) return *paced;
-  return std::max(*paced, on_change_owed_since_ + options_.wait_max);
+  const auto bound = on_change_owed_since_ + options_.wait_max;
+  if (coalescer_.pending()) return std::max(*paced, bound);
+  return std::max(*paced, std::min(coalescer_.settled_at(), bound));
 }
 
 void FileOutput::maybe_start_on_change(Clock::time_point now) {

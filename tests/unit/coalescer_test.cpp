@@ -167,6 +167,14 @@ TEST(Coalescer, LastWriteOfABurstWaitsOnlyUntilTheBurstSettles) {
   EXPECT_EQ(*c.due(), kT0 + 10ms + Coalescer::kSettle);
 }
 
+TEST(Coalescer, StreamSettlesKSettleAfterItsLastChange) {
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0);
+  c.on_change(kT0 + 5ms);
+  c.on_change(kT0 + 3ms);  // a late-reported older change does not move it back
+  EXPECT_EQ(c.settled_at(), kT0 + 5ms + Coalescer::kSettle);
+}
+
 TEST(Coalescer, SettledWriteMayRunOnlyTheSettledAllowanceAheadOfPace) {
   Coalescer c(0ms, 1000ms);
   c.on_change(kT0, 5);
