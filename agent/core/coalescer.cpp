@@ -32,8 +32,9 @@ void Coalescer::on_flushed(TimePoint now) {
 
 void Coalescer::on_cost(Duration spent) {
   if (!last_flush_) return;
-  // Parts of one write (a check_command after it) end one after the other from the capture.
-  spent = std::max(spent, Duration::zero());
+  // Parts of one write (a check_command after it) end one after the other from the capture. A day bounds
+  // what one part may add, so that summing parts cannot overflow the clock (the budget clamps likewise).
+  spent = std::clamp(spent, Duration::zero(), Duration{std::chrono::hours(24)});
   cycle_spent_ += spent;
   budget_.charge(*last_flush_ + cycle_spent_, spent);
 }

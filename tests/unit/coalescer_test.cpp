@@ -121,8 +121,10 @@ TEST(Coalescer, BudgetNeverHoldsAChangeLongerThanMax) {
   EXPECT_EQ(*c.due(), kT0 + 260ms);
   c.on_flushed(kT0 + 260ms);
   c.on_cost(Coalescer::Duration::max() / 2);  // no overflow into a spacing in the past
+  c.on_cost(Coalescer::Duration::max() / 2);  // nor when parts of one write add up
   c.on_change(kT0 + 270ms, 5);
   EXPECT_EQ(*c.due(), kT0 + 470ms);
+  EXPECT_GT(c.ahead_of_pace(kT0 + 270ms), 1h);
 }
 
 TEST(Coalescer, DebtTheMaxBoundCouldNotCollectIsForgiven) {
