@@ -14,18 +14,6 @@
 #include "tests/support/wait.hpp"
 
 namespace sidecar::bench {
-namespace {
-
-using test::WatchEvent;
-using test::WatchRecorder;
-
-// etcd's default --max-txn-ops: the largest batch one Txn may carry.
-constexpr std::size_t kTxnOps = 128;
-// The isolated-change section: each timed put meets an idle coalescer. Kept at today's 150 ms so its rows
-// stay comparable with earlier runs; the stream section puts with no spacing at all.
-constexpr auto kPutSpacing = 150ms;
-
-using KeyValue = std::pair<std::string, std::string>;
 
 std::string instance_value(const std::string& service, const std::string& id, int n, int port) {
   char address[32];
@@ -39,6 +27,25 @@ std::string numbered_id(const char* letter, int n) {
   std::snprintf(id, sizeof id, "%s%06d", letter, n);
   return id;
 }
+
+std::optional<std::size_t> instances_in_file(const std::filesystem::path& path) {
+  const auto text = test::read_file(path);
+  if (!text) return std::nullopt;
+  std::size_t count = 0;
+  for (auto pos = text->find("{\"id\":"); pos != std::string::npos; pos = text->find("{\"id\":", pos + 6)) ++count;
+  return count;
+}
+
+namespace {
+
+using test::WatchEvent;
+using test::WatchRecorder;
+
+// etcd's default --max-txn-ops: the largest batch one Txn may carry.
+constexpr std::size_t kTxnOps = 128;
+// The isolated-change section: each timed put meets an idle coalescer. Kept at today's 150 ms so its rows
+// stay comparable with earlier runs; the stream section puts with no spacing at all.
+constexpr auto kPutSpacing = 150ms;
 
 // Writes `kvs` in Txns of kTxnOps puts, one after the other, as fast as etcd acknowledges them. Returns the
 // steady_clock time the last Txn's response arrived.
@@ -63,16 +70,6 @@ Clock::time_point put_batched(test::EtcdSyncClient& client, const std::vector<Ke
     }
   }
   return last_done;
-}
-
-// Instances listed in a json-format output file (our values carry no nested "id" keys); nullopt if the
-// file cannot be read.
-std::optional<std::size_t> instances_in_file(const std::filesystem::path& path) {
-  const auto text = test::read_file(path);
-  if (!text) return std::nullopt;
-  std::size_t count = 0;
-  for (auto pos = text->find("{\"id\":"); pos != std::string::npos; pos = text->find("{\"id\":", pos + 6)) ++count;
-  return count;
 }
 
 struct DiscoveryRig {

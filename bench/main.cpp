@@ -28,7 +28,8 @@ const std::vector<Section>& sections() {
   static const std::vector<Section> all = {
       {"revoke", run_revoke},       {"delete", run_delete},       {"sigterm", run_sigterm},
       {"startup", run_startup},     {"idle", run_idle},           {"discovery", run_discovery},
-      {"discovery-disk", run_discovery_disk}, {"stream", run_stream}, {"scale", run_scale}, {"failover", run_failover},
+      {"discovery-disk", run_discovery_disk}, {"stream", run_stream}, {"scale", run_scale},
+      {"burst", run_burst}, {"failover", run_failover},
   };
   return all;
 }

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bench/report.hpp"
@@ -108,6 +109,14 @@ FoundEvent require_event(test::WatchRecorder& watch, std::size_t from, test::Wat
                          std::chrono::milliseconds timeout, const std::string& what, const Agent* agent = nullptr,
                          const std::string& key = "");
 
+// Discovery sections' instances (bench/discovery_bench.cpp): a sidecar-format value for instance `n`, an id
+// such as "b000042", and how many instances a json-format output file lists (our values carry no nested
+// "id" keys; nullopt if the file cannot be read).
+using KeyValue = std::pair<std::string, std::string>;
+std::string instance_value(const std::string& service, const std::string& id, int n, int port);
+std::string numbered_id(const char* letter, int n);
+std::optional<std::size_t> instances_in_file(const std::filesystem::path& path);
+
 // "p50 3.21 ms / p99 7.80 ms (n=50)"
 std::string describe_p50_p99(const Summary& s);
 
@@ -121,6 +130,7 @@ void run_discovery(BenchContext& ctx);
 void run_discovery_disk(BenchContext& ctx);
 void run_stream(BenchContext& ctx);
 void run_scale(BenchContext& ctx);
+void run_burst(BenchContext& ctx);
 void run_failover(BenchContext& ctx);
 
 }  // namespace sidecar::bench

@@ -68,12 +68,18 @@ const PerWatch kPerWatch[] = {
      [](const WatchSnapshot& w) { return static_cast<double>(w.count); }},
     {"etcd_sidecar_file_writes_total", "Output files replaced.", kCounter, LabelSet::kOutput, Only::kAll,
      [](const WatchSnapshot& w) { return static_cast<double>(w.writes); }},
+    {"etcd_sidecar_file_writing_seconds_total",
+     "Time spent producing output files (render, write, fsync, rename, check_command); paced to about a tenth "
+     "of wall time.",
+     kCounter, LabelSet::kOutput, Only::kAll, [](const WatchSnapshot& w) { return w.writing_seconds; }},
     {"etcd_sidecar_file_write_failures_total", "Output file writes that failed.", kCounter, LabelSet::kOutput,
      Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.write_failures); }},
     {"etcd_sidecar_check_command_failures_total", "Rendered files rejected by check_command.", kCounter,
      LabelSet::kOutput, Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.check_failures); }},
     {"etcd_sidecar_on_change_runs_total", "on_change commands run.", kCounter, LabelSet::kOutput, Only::kAll,
      [](const WatchSnapshot& w) { return static_cast<double>(w.on_change_runs); }},
+    {"etcd_sidecar_on_change_seconds_total", "Time spent running on_change commands.", kCounter,
+     LabelSet::kOutput, Only::kAll, [](const WatchSnapshot& w) { return w.on_change_seconds; }},
     {"etcd_sidecar_on_change_failures_total", "on_change commands that failed or timed out.", kCounter,
      LabelSet::kOutput, Only::kAll, [](const WatchSnapshot& w) { return static_cast<double>(w.on_change_failures); }},
 };

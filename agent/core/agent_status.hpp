@@ -56,6 +56,8 @@ struct WatchSnapshot {
   uint64_t check_failures = 0;
   uint64_t on_change_runs = 0;
   uint64_t on_change_failures = 0;
+  double writing_seconds = 0;                   // render + write + check_command, summed
+  double on_change_seconds = 0;                 // on_change runs, summed
   std::string last_error;
 };
 

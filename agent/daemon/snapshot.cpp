@@ -29,6 +29,8 @@ void add_output(core::WatchSnapshot& w, const runtime::PrefixWatcherStats& watch
   w.check_failures = out.check_failures;
   w.on_change_runs = out.on_change_runs;
   w.on_change_failures = out.on_change_failures;
+  w.writing_seconds = std::chrono::duration<double>(out.writing).count();
+  w.on_change_seconds = std::chrono::duration<double>(out.on_change_running).count();
   w.last_error = out.last_error;
 }
 

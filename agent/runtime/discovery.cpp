@@ -83,7 +83,7 @@ void Discovery::on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) {
 }
 
 void Discovery::on_events(const std::vector<core::EventInput>& events) {
-  bool changed = false;
+  std::size_t changed = 0;  // how many keys: one change is written at once, several are paced as a burst
   for (const auto& ev : events) {
     auto r = set_.apply(ev);
     if (json_ && !r.foreign && !r.duplicate) sync_json(r.id);
@@ -92,11 +92,11 @@ void Discovery::on_events(const std::vector<core::EventInput>& events) {
     } else if (!r.foreign && !r.duplicate) {
       warned_invalid_.erase(r.id);
     }
-    changed = changed || r.changed;
+    if (r.changed) ++changed;
   }
   stats_.instances = set_.size();
   stats_.invalid = set_.invalid_count();
-  if (changed) output_.changed();
+  if (changed > 0) output_.changed(changed);
 }
 
 bool Discovery::render(std::string& out) {

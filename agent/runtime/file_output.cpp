@@ -48,8 +48,8 @@ void FileOutput::stop() {
   wake_.cancel();
 }
 
-void FileOutput::changed() {
-  coalescer_.on_change(Clock::now());
+void FileOutput::changed(std::size_t changes) {
+  coalescer_.on_change(Clock::now(), changes);
   wake_.cancel();
 }
 
@@ -113,14 +113,17 @@ asio::awaitable<FileOutput::Outcome> FileOutput::write(const Bytes& bytes) {
 
 // on_change runs beside the write loop, not in it: a 100 ms reload must not hold back the next file. The
 // pacer keeps it to one run at a time, and to at most one per kCostFactor times its last duration. It waits
-// for the file to settle, so a burst runs it about once, but no longer than wait.max: an endless stream
-// must not starve the application of every new file.
+// for the file to settle — nothing pending and no change for Coalescer::kSettle, since the budget now
+// writes a sequential stream change by change and "nothing pending" alone holds between two puts of a
+// burst — so a burst runs it about once, but no longer than wait.max: an endless stream must not starve
+// the application of every new file.
 std::optional<Clock::time_point> FileOutput::on_change_at() const {
   if (!on_change_owed_) return std::nullopt;
   const auto paced = on_change_pacer_.next_start();
   if (!paced) return std::nullopt;  // running; its end wakes the loop
-  if (!coalescer_.pending()) return *paced;
-  return std::max(*paced, on_change_owed_since_ + options_.wait_max);
+  const auto bound = on_change_owed_since_ + options_.wait_max;
+  if (coalescer_.pending()) return std::max(*paced, bound);
+  return std::max(*paced, std::min(coalescer_.settled_at(), bound));
 }
 
 void FileOutput::maybe_start_on_change(Clock::time_point now) {
@@ -137,9 +140,10 @@ asio::awaitable<void> FileOutput::run_on_change() {
   auto r = co_await run_shell(options_.on_change, options_.command_timeout);
   const auto finished = Clock::now();
   on_change_pacer_.on_finished(finished);
-  // The reload is part of what this output costs the host: it widens the spacing of the next write too.
-  coalescer_.on_cost(finished - started);
-  wake_.cancel();  // the loop re-reads the deadlines: a run may be owed again, the holdoff has grown
+  // Not charged to the writing budget: the pacer above keeps the command to a tenth of the time on its
+  // own, and charging it there too would hold the file back by ten times a reload.
+  stats_.on_change_running += finished - started;
+  wake_.cancel();  // the loop re-reads the deadlines: a run may be owed again
   if (r.ok()) {
     spdlog::info("{}: on_change ran in {} ms", options_.name, r.took.count());
     if (!r.output.empty()) spdlog::debug("{}: on_change output: {}", options_.name, r.output);
@@ -165,9 +169,9 @@ asio::awaitable<void> FileOutput::run() {
     if (!coalescer_.should_flush(now) || (retry_at_ && now < *retry_at_)) continue;
     coalescer_.on_flushed(now);
     co_await produce();
-    // What this write cost (render, write, fsync, rename, check_command) paces the next one. Charged here,
-    // not by a destructor in the frame: a frame destroyed with the io_context at a forced exit must not
-    // touch this output, which is gone by then.
+    // What this write cost (render, write, fsync, rename, check_command) is charged to the writing budget,
+    // which paces the next one. Charged here, not by a destructor in the frame: a frame destroyed with the
+    // io_context at a forced exit must not touch this output, which is gone by then.
     const auto spent = Clock::now() - now;
     coalescer_.on_cost(spent);
     stats_.writing += spent;

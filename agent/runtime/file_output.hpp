@@ -29,7 +29,7 @@ struct FileOutputOptions {
   unsigned mode = 0644;
   std::chrono::milliseconds wait_min{0};
   std::chrono::milliseconds wait_max{1000};
-  // Fixed spacing between writes; unset: ten times what the last write (and its commands) cost.
+  // Fixed spacing between writes; unset: the writing-time budget (a tenth of wall time, core::Coalescer).
   std::optional<std::chrono::milliseconds> wait_holdoff;
   std::string check_command;        // "{{staged}}" is replaced by the staged file's path
   std::string on_change;
@@ -44,6 +44,7 @@ struct FileOutputStats {
   uint64_t on_change_runs = 0;
   uint64_t on_change_failures = 0;
   std::chrono::steady_clock::duration writing{0};  // render + write (+ check_command), summed over attempts
+  std::chrono::steady_clock::duration on_change_running{0};  // on_change runs, summed
   std::string last_error;
 };
 
@@ -58,8 +59,8 @@ class FileOutput {
   void stop();
   // Completes once every loop started by start() has ended (after stop()); then this may be destroyed.
   asio::awaitable<void> join() { return scope_.join(); }
-  // The content may have changed; the write happens as the coalescer allows.
-  void changed();
+  // The content may have changed (`changes` keys of it); the write happens as the coalescer allows.
+  void changed(std::size_t changes = 1);
   const FileOutputStats& stats() const { return stats_; }
   const FileOutputOptions& options() const { return options_; }
 

@@ -38,57 +38,168 @@ TEST(Coalescer, LoneChangeLongAfterPreviousWriteIsDueAtOnce) {
   EXPECT_EQ(*c.due(), kT0 + 10s);
 }
 
-TEST(Coalescer, ChangeRightAfterAWriteWaitsTenTimesWhatThatWriteCost) {
+TEST(Coalescer, SeveralChangesRightAfterAWriteWaitTenTimesWhatThatWriteCostAfterIt) {
   Coalescer c(0ms, 1000ms);
   c.on_change(kT0);
   c.on_flushed(kT0);
   c.on_cost(2ms);  // render + write + fsync + rename
-  ASSERT_EQ(c.holdoff(), 20ms);
   c.on_change(kT0 + 3ms);
-  EXPECT_FALSE(c.should_flush(kT0 + 19ms));
-  EXPECT_EQ(*c.due(), kT0 + 20ms);
-  EXPECT_TRUE(c.should_flush(kT0 + 20ms));
+  c.on_change(kT0 + 4ms);  // a burst: holding back merges these
+  EXPECT_FALSE(c.should_flush(kT0 + 21ms));
+  EXPECT_EQ(*c.due(), kT0 + 22ms);
+  EXPECT_TRUE(c.should_flush(kT0 + 22ms));
 }
 
-TEST(Coalescer, CheapWriteLetsTheNextChangeThroughWithinAFewMs) {
-  // The stream case of issue 16: the old fixed holdoff (max/10) held this change 100 ms.
+TEST(Coalescer, OneWatchResponseWithManyKeysIsPacedAsABurst) {
   Coalescer c(0ms, 1000ms);
   c.on_change(kT0);
   c.on_flushed(kT0);
-  c.on_cost(300us);
-  c.on_change(kT0 + 1ms);
-  EXPECT_EQ(*c.due(), kT0 + 3ms);
+  c.on_cost(2ms);
+  c.on_change(kT0 + 3ms, 128);  // a Txn of 128 puts
+  EXPECT_EQ(*c.due(), kT0 + 22ms);
 }
 
-TEST(Coalescer, CommandCostsAddToTheWriteCost) {
+TEST(Coalescer, SingleChangeRightAfterAnExpensiveWriteGoesOutAtOnce) {
+  // The stream case of issue 16: a client puts, waits for the file, puts again. Holding its change back
+  // would merge it with nothing; with 10,000 instances (a 3 ms write) the per-write holdoff held it 30 ms.
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0);
+  c.on_flushed(kT0);
+  c.on_cost(3ms);
+  c.on_change(kT0 + 5ms);
+  EXPECT_EQ(*c.due(), kT0 + 5ms);
+}
+
+TEST(Coalescer, StreamOfSingleChangesIsPacedOnceItSpentItsAllowance) {
+  Coalescer c(0ms, 1000ms);
+  // 5 ms writes, the next change 1 ms after each ends: 5/6 of the time writing, far above a tenth.
+  TimePoint t = kT0;
+  int at_once = 0;
+  for (int i = 0; i < 200; ++i) {
+    c.on_change(t);
+    if (*c.due() > t) break;
+    ++at_once;
+    c.on_flushed(t);
+    c.on_cost(5ms);
+    t += 6ms;
+  }
+  // Each write runs 5 ms - 6 ms / 10 = 4.4 ms ahead of the pace; the allowance covers 250 / 4.4 of them.
+  EXPECT_GE(at_once, 56);
+  EXPECT_LE(at_once, 58);
+  EXPECT_GT(*c.due(), t);
+  EXPECT_LE(*c.due(), t + 50ms);  // then paced: about ten times a write
+}
+
+TEST(Coalescer, AllowanceComesBackAtTheRateOfThePace) {
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0);
+  c.on_flushed(kT0);
+  c.on_cost(300ms);  // 300 ms ahead of the pace: 50 ms beyond the stream allowance
+  c.on_change(kT0 + 300ms);
+  EXPECT_EQ(*c.due(), kT0 + 800ms);  // 3 s of pace after the write, minus the 2.5 s the allowance covers
+  EXPECT_EQ(c.ahead_of_pace(kT0 + 800ms), 250ms);
+  EXPECT_EQ(c.ahead_of_pace(kT0 + 3300ms), 0ms);
+}
+
+TEST(Coalescer, CheckCommandCostAddsToTheWriteCost) {
   Coalescer c(0ms, 1000ms);
   c.on_change(kT0);
   c.on_flushed(kT0);
   c.on_cost(1ms);   // the write
-  c.on_cost(30ms);  // on_change after it
-  EXPECT_EQ(c.holdoff(), 310ms);
+  c.on_cost(30ms);  // check_command for it
+  c.on_change(kT0 + 40ms, 2);
+  c.on_change(kT0 + 320ms, 2);  // still coming: no settled allowance
+  EXPECT_EQ(*c.due(), kT0 + 331ms);
 }
 
-TEST(Coalescer, CostBasedHoldoffIsClampedToMax) {
+TEST(Coalescer, BudgetNeverHoldsAChangeLongerThanMax) {
   Coalescer c(0ms, 200ms);
   c.on_change(kT0);
   c.on_flushed(kT0);
   c.on_cost(50ms);
-  EXPECT_EQ(c.holdoff(), 200ms);
-  c.on_cost(Coalescer::Duration::max() / 2);  // no overflow into a negative spacing
-  EXPECT_EQ(c.holdoff(), 200ms);
+  c.on_change(kT0 + 60ms, 5);
+  EXPECT_EQ(*c.due(), kT0 + 260ms);
+  c.on_flushed(kT0 + 260ms);
+  c.on_cost(Coalescer::Duration::max() / 2);  // no overflow into a spacing in the past
+  c.on_cost(Coalescer::Duration::max() / 2);  // nor when parts of one write add up
+  c.on_change(kT0 + 270ms, 5);
+  EXPECT_EQ(*c.due(), kT0 + 470ms);
+  EXPECT_GT(c.ahead_of_pace(kT0 + 270ms), 1h);
 }
 
-TEST(Coalescer, EachWriteIsPacedByItsOwnCostNotAnOlderOne) {
+TEST(Coalescer, DebtTheMaxBoundCouldNotCollectIsForgiven) {
+  // 400 ms writes under max 1 s: the budget wants 4 s between them, max forces one a second. After such a
+  // stream ends, a lone change must not find the output many seconds behind pace.
+  Coalescer c(0ms, 1000ms);
+  TimePoint t = kT0;
+  for (int i = 0; i < 100; ++i) {
+    c.on_change(t, 2);
+    t = *c.due();
+    c.on_flushed(t);
+    c.on_cost(400ms);
+  }
+  // At most what max, the last write and the allowance account for: (1 s + 400 ms) / 10 + 250 ms. Kept
+  // whole, 100 writes would leave it 30 s ahead.
+  EXPECT_LE(c.ahead_of_pace(t), (1000ms + 400ms) / Coalescer::kCostFactor + Coalescer::kStreamAllowance);
+}
+
+TEST(Coalescer, EachWriteOfABurstIsPacedByTheCostsBeforeIt) {
   Coalescer c(0ms, 1000ms);
   c.on_change(kT0);
   c.on_flushed(kT0);
   c.on_cost(40ms);
-  EXPECT_EQ(c.holdoff(), 400ms);
-  c.on_change(kT0 + 400ms);
-  c.on_flushed(kT0 + 400ms);
+  c.on_change(kT0 + 50ms, 3);
+  c.on_change(kT0 + 430ms, 3);  // the burst goes on
+  EXPECT_EQ(*c.due(), kT0 + 440ms);
+  c.on_flushed(kT0 + 440ms);
   c.on_cost(1ms);
-  EXPECT_EQ(c.holdoff(), 10ms);
+  c.on_change(kT0 + 442ms, 3);
+  EXPECT_EQ(*c.due(), kT0 + 451ms);
+}
+
+TEST(Coalescer, LastWriteOfABurstWaitsOnlyUntilTheBurstSettles) {
+  // With 10,000 instances on a busy host a write may cost 8 ms: pacing would hold the burst's last
+  // changes 80 ms after it. Once nothing came for kSettle they go, a little ahead of the pace.
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0, 5);
+  c.on_flushed(kT0);
+  c.on_cost(8ms);
+  c.on_change(kT0 + 9ms, 3);
+  c.on_change(kT0 + 10ms, 3);
+  EXPECT_EQ(*c.due(), kT0 + 10ms + Coalescer::kSettle);
+}
+
+TEST(Coalescer, StreamSettlesKSettleAfterItsLastChange) {
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0);
+  c.on_change(kT0 + 5ms);
+  c.on_change(kT0 + 3ms);  // a late-reported older change does not move it back
+  EXPECT_EQ(c.settled_at(), kT0 + 5ms + Coalescer::kSettle);
+}
+
+TEST(Coalescer, SettledWriteMayRunOnlyTheSettledAllowanceAheadOfPace) {
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0, 5);
+  c.on_flushed(kT0);
+  c.on_cost(50ms);  // paid 550 ms after the capture; the settled allowance covers 200 ms of it
+  c.on_change(kT0 + 60ms, 3);
+  c.on_change(kT0 + 61ms, 3);
+  EXPECT_EQ(*c.due(), kT0 + 350ms);
+}
+
+TEST(Coalescer, IdleTimeIsNotBankedBeyondTheAllowance) {
+  Coalescer c(0ms, 1000ms);
+  c.on_change(kT0);
+  c.on_flushed(kT0);
+  c.on_cost(1ms);
+  // An hour idle, then a burst: the first write goes at once, the next is spaced by its cost as usual.
+  const TimePoint later = kT0 + 1h;
+  c.on_change(later, 3);
+  EXPECT_EQ(*c.due(), later);
+  c.on_flushed(later);
+  c.on_cost(2ms);
+  c.on_change(later + 3ms, 3);
+  EXPECT_EQ(*c.due(), later + 22ms);
 }
 
 TEST(Coalescer, FixedHoldoffIgnoresCost) {
@@ -99,6 +210,15 @@ TEST(Coalescer, FixedHoldoffIgnoresCost) {
   c.on_cost(1ms);
   c.on_change(kT0 + 1ms);
   EXPECT_EQ(*c.due(), kT0 + 200ms);
+}
+
+TEST(Coalescer, FixedHoldoffIsSpacingEvenAfterAnExpensiveWrite) {
+  Coalescer c(0ms, 1000ms, 20ms);
+  c.on_change(kT0);
+  c.on_flushed(kT0);
+  c.on_cost(500ms);
+  c.on_change(kT0 + 1ms, 10);
+  EXPECT_EQ(*c.due(), kT0 + 20ms);
 }
 
 TEST(Coalescer, MinRequiresQuiescence) {
@@ -136,16 +256,19 @@ TEST(Coalescer, MinLargerThanMaxIsClampedToMax) {
 
 TEST(Coalescer, MaxZeroDisablesCoalescing) {
   Coalescer c(0ms, 0ms);
-  EXPECT_EQ(c.holdoff(), 0ms);
   c.on_change(kT0);
   c.on_flushed(kT0);
-  c.on_change(kT0 + 1us);
+  c.on_cost(10ms);
+  c.on_change(kT0 + 1us, 5);
   EXPECT_TRUE(c.should_flush(kT0 + 1us));
 }
 
 TEST(Coalescer, ExplicitHoldoffIsClampedToMax) {
   Coalescer c(0ms, 100ms, 5s);
-  EXPECT_EQ(c.holdoff(), 100ms);
+  c.on_change(kT0);
+  c.on_flushed(kT0);
+  c.on_change(kT0 + 1ms);
+  EXPECT_EQ(*c.due(), kT0 + 100ms);  // 100 ms from the write, not 5 s (nor the cap at 101 ms)
 }
 
 TEST(Coalescer, ClearPendingDropsTheChange) {
@@ -244,6 +367,80 @@ TEST(Coalescer, StreamOfChangesAFewMsApartIsWrittenWithinAFewMsEach) {
   Simulation sim = simulate(c, changes, [](size_t) { return Coalescer::Duration{300us}; });
   EXPECT_EQ(sim.writes, 200);
   EXPECT_LE(sim.worst_delay, 1ms);
+}
+
+// A client that puts, waits for the file, then puts the next (issue 16's stream), with 10,000 instances
+// listed: each write costs `cost`, and the next change arrives `gap` after it ends. Returns how many of
+// `n` changes waited at all.
+int closed_loop_stream(Coalescer& c, int n, Coalescer::Duration cost, Coalescer::Duration gap) {
+  int held = 0;
+  TimePoint t = kT0;
+  for (int i = 0; i < n; ++i) {
+    c.on_change(t);
+    const TimePoint at = std::max(*c.due(), t);
+    if (at > t) ++held;
+    c.on_flushed(at);
+    c.on_cost(cost);
+    t = at + cost + gap;
+  }
+  return held;
+}
+
+TEST(Coalescer, ClosedLoopStreamToALargeListIsNotHeldBack) {
+  Coalescer c(0ms, 1000ms);
+  // 1 ms writes (a 1 MB file on tmpfs), the next put seen 2.5 ms later: 200 changes, none held.
+  EXPECT_EQ(closed_loop_stream(c, 200, 1ms, 2500us), 0);
+}
+
+TEST(Coalescer, EndlessClosedLoopStreamIsPacedDownToATenth) {
+  Coalescer c(0ms, 1000ms);
+  // The same client going on for 10,000 changes: once the allowance is spent it waits, so that writing
+  // stays near a tenth of the time.
+  const int n = 10000;
+  const auto cost = 1ms;
+  TimePoint t = kT0;
+  for (int i = 0; i < n; ++i) {
+    c.on_change(t);
+    const TimePoint at = std::max(*c.due(), t);
+    c.on_flushed(at);
+    c.on_cost(cost);
+    t = at + cost + 2500us;
+  }
+  const auto elapsed = t - kT0;
+  const auto writing = n * cost;
+  EXPECT_LE(writing, elapsed / Coalescer::kCostFactor + Coalescer::kStreamAllowance + cost);
+  EXPECT_GE(writing, elapsed / (Coalescer::kCostFactor + 1));  // and it is not held back more than that
+}
+
+TEST(Coalescer, LastChangeOfABurstWaitsAtMostTenTimesAWrite) {
+  Coalescer c(0ms, 1000ms);
+  std::vector<TimePoint> changes;
+  for (int i = 0; i < 10000; ++i) changes.push_back(kT0 + i * 40us);  // 32 writers: 10k puts in 400 ms
+  Simulation sim = simulate(c, changes, list_cost);
+  // The last change may land as a write starts: it waits for that write, ten times its cost, then its own.
+  EXPECT_LE(sim.worst_delay, (Coalescer::kCostFactor + 2) * list_cost(changes.size()));
+}
+
+TEST(Coalescer, BurstWithPausesGainsAtMostTheSettledAllowanceFromThem) {
+  Coalescer c(0ms, 10s);
+  // A watch response of 5 keys every 25 ms for 2 s, each pause longer than kSettle; a write costs 5 ms, so
+  // the pace allows one every 55 ms, not one per response.
+  Coalescer::Duration writing{0};
+  TimePoint busy_until{};
+  for (int i = 0; i < 80; ++i) {
+    const TimePoint t = kT0 + i * 25ms;
+    c.on_change(t, 5);
+    const TimePoint at = std::max({*c.due(), t, busy_until});
+    if (at < t + 25ms) {  // flushed before the next response
+      c.on_flushed(at);
+      c.on_cost(5ms);
+      busy_until = at + 5ms;
+      writing += 5ms;
+    }
+  }
+  // Without the bound each response would be a write: 400 ms.
+  EXPECT_LE(writing, Coalescer::Duration{2s} / Coalescer::kCostFactor + Coalescer::kSettledAllowance + 5ms);
+  EXPECT_GE(writing, Coalescer::Duration{2s} / (Coalescer::kCostFactor + 1));
 }
 
 TEST(Coalescer, SparseChangesAreEachWrittenImmediately) {
