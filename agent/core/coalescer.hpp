@@ -50,8 +50,11 @@ namespace sidecar::core {
 // The budget is what makes min == 0 safe under load: "flush at the next loop turn" alone would write once
 // per watch response, which under a registration storm is thousands of writes of a growing file.
 //
-// on_change is not charged here: it has its own pacer (CommandPacer, below), and a 100 ms reload must not
-// hold the file itself back by a second.
+// on_change is charged too (on_command_cost), when it ends: the output as a whole — its file and the
+// command that reloads whatever reads it — takes about a tenth of wall time, so a burst does not turn into
+// a write, then a reload, then a write. With a 100 ms reload that spaces the writes of a burst about a
+// second apart; `max` still bounds how long any change waits. The command's own runs are spaced further by
+// CommandPacer (below): never two at once, never sooner than kCostFactor × its last run.
 //
 // Protocol: call on_change() for every change that may alter the output (with the number of keys it
 // changed); call on_flushed() at the moment the content to write is captured (changes after that belong to
@@ -88,6 +91,8 @@ class Coalescer {
   void on_flushed(TimePoint now);
   // Producing the output captured at the last on_flushed() cost `spent` (render and write; check_command).
   void on_cost(Duration spent);
+  // The output's command (on_change) ran for `spent` and ended at `ended`: charged to the same budget.
+  void on_command_cost(TimePoint ended, Duration spent);
   // Forget pending changes (e.g. the set went below min_instances and nothing will be written).
   void clear_pending();
 

@@ -140,8 +140,9 @@ asio::awaitable<void> FileOutput::run_on_change() {
   auto r = co_await run_shell(options_.on_change, options_.command_timeout);
   const auto finished = Clock::now();
   on_change_pacer_.on_finished(finished);
-  // Not charged to the writing budget: the pacer above keeps the command to a tenth of the time on its
-  // own, and charging it there too would hold the file back by ten times a reload.
+  // Charged to the output's budget as well (see Coalescer): the file and its reload together take about a
+  // tenth of the time.
+  coalescer_.on_command_cost(finished, finished - started);
   stats_.on_change_running += finished - started;
   wake_.cancel();  // the loop re-reads the deadlines: a run may be owed again
   if (r.ok()) {

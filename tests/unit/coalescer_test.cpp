@@ -514,5 +514,23 @@ TEST(CommandPacer, ACheapCommandIsPacedByItsOwnCost) {
   EXPECT_EQ(*p.next_start(), kT0 + 50ms);
 }
 
+TEST(Coalescer, AnOnChangeRunIsChargedToTheSameBudgetAsTheWrite) {
+  // A 1 ms write, then a 100 ms reload: the next write of a burst waits for ten times both, not the write
+  // alone, so the file and its reload together take about a tenth of the time.
+  Coalescer c(0ms, 5000ms);
+  const TimePoint t0{};
+  c.on_change(t0, 2);
+  c.on_flushed(t0);
+  c.on_cost(1ms);
+  c.on_command_cost(t0 + 101ms, 100ms);
+  c.on_change(t0 + 110ms, 2);
+  c.on_change(t0 + 111ms, 2);
+  ASSERT_TRUE(c.due().has_value());
+  // Ten times the reload after it ended, less what a settled burst may run ahead (without the reload's
+  // charge the write would be due at once: 10 x 1 ms after the write is long past).
+  EXPECT_GE(*c.due(), t0 + 101ms + 1000ms - Coalescer::kSettledAllowance * Coalescer::kCostFactor);
+  EXPECT_LE(*c.due(), t0 + 110ms + 5000ms);  // and never past max
+}
+
 }  // namespace
 }  // namespace sidecar::core
