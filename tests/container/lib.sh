@@ -82,3 +82,12 @@ key_present() { local v; v=$(key_value "$1") && [[ -n $v ]]; }
 # Absent only on an answer from etcd: a failed etcdctl is not an absence.
 key_absent() { local v; v=$(key_value "$1") && [[ -z $v ]]; }
 http_200() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1") == 200 ]]; }
+
+# term_ms <log file>: when the agent logged that SIGTERM arrived (its JSON log's "ts", ms since the epoch).
+# The time podman itself takes to deliver the signal (its start-up, locks, runc) grows with the machine's
+# load, so the agent's share is measured from here; the whole stop is bounded separately.
+term_ms() {
+  local ts
+  ts=$(grep -m1 '"msg":"Terminated received' "$1" | sed -E 's/.*"ts":"([^"]+)".*/\1/') || return 1
+  [[ -n $ts ]] && date -d "$ts" +%s%3N
+}
