@@ -30,6 +30,7 @@ die() { echo "image-base: FAIL: $*" >&2; exit 1; }
 for tool in debootstrap podman; do
   command -v $tool >/dev/null || die "$tool not found (scripts/install-deps.sh installs it)"
 done
+out=$("${PODMAN[@]}" info --format '{{.Host.OCIRuntime.Name}}' 2>&1) || die "podman cannot run here: $out"
 
 key=$(echo "$suite $variant $mirror $recipe" | sha256sum | cut -c1-12)
 image=localhost/etcd-sidecar-base:$suite-$key
