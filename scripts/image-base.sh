@@ -60,7 +60,7 @@ if [[ ! -s $tarball ]]; then
   trap 'rm -rf "$root"' EXIT
   log "debootstrap --variant=$variant $suite (a few minutes; cached in $cache afterwards)"
   SECONDS=0
-  debootstrap --variant=$variant $suite "$root" $mirror >"$root.log" 2>&1 ||
+  debootstrap --variant=$variant $suite "$root" ${mirror:+"$mirror"} >"$root.log" 2>&1 ||
     { tail -20 "$root.log" >&2; die "debootstrap failed (log: $root.log)"; }
   rm -f "$root.log"
   # Where this machine is Debian 12 too, the image takes its apt sources (the same archive, security
