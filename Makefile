@@ -1,6 +1,7 @@
 # Developer and CI entry points for etcd-sidecar. Everything builds out of tree in $(BUILD_DIR).
 #   make build | run | test | test-unit | test-integration | test-fault | soak | bench | clean
 #   make test-sanitize | test-sanitize-all | fuzz      (separate build dirs: build-sanitize, build-fuzz)
+#   make image | image-minimal | test-container | test-image-minimal   (podman, as root; build-static)
 
 BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -13,11 +14,14 @@ SANITIZE_DIR  ?= build-sanitize
 FUZZ_DIR      ?= build-fuzz
 FUZZ_SECONDS  ?= 30
 SOAK_SECONDS  ?= 600
+# The fully static agent for the minimal image (packaging/Dockerfile.minimal).
+STATIC_DIR    ?= build-static
+STATIC_ARGS   := -DCMAKE_BUILD_TYPE=Release -DSIDECAR_STATIC_DEPS=ON -DSIDECAR_BUILD_TESTS=OFF -DSIDECAR_BUILD_BENCH=OFF
 FUZZ_TARGETS  := manifest value render endpoint_set
 SANITIZE_ARGS := -DCMAKE_BUILD_TYPE=Debug -DSIDECAR_SANITIZE=ON -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
 
 .PHONY: all deps configure build run test test-all-labels test-unit test-integration test-fault soak bench clean \
-        test-sanitize test-sanitize-all fuzz
+        test-sanitize test-sanitize-all fuzz image image-minimal test-container test-image-minimal
 
 all: build
 
@@ -80,6 +84,27 @@ fuzz: deps
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# etcd-sidecar:<version>: this tree's .deb installed on a Debian 12 base debootstrapped once and cached
+# (scripts/image-base.sh; no registry needed). cpack packages the whole build tree, hence `build`.
+image: build
+	scripts/build-image.sh full $(BUILD_DIR)
+
+# etcd-sidecar:<version>-minimal: the static binary alone (CA certificates, passwd entry) on an empty image.
+image-minimal: deps
+	cmake -S . -B $(STATIC_DIR) $(STATIC_ARGS)
+	cmake --build $(STATIC_DIR) -j $(JOBS) --target etcd-sidecar
+	scripts/build-image.sh minimal $(STATIC_DIR)
+
+# The `container` label alone (builds the image, runs it with podman, plays the Kubernetes example).
+test-container: build
+	$(CTEST) -L '^container$$'
+
+# The run test of the `container` label against the minimal image (not part of `make test`: the static
+# build is a second compilation of the agent, ~10 min on 2 cores).
+test-image-minimal: image-minimal
+	tests/container/run_test.sh $(CURDIR) localhost/etcd-sidecar:$$($(STATIC_DIR)/etcd-sidecar --version | cut -d' ' -f2)-minimal \
+	  $$(command -v etcd) $$(command -v etcdctl)
+
 bench: build
 	@if [ -x $(BUILD_DIR)/bench/sidecar_bench ]; then \
 	  ./$(BUILD_DIR)/bench/sidecar_bench; \
@@ -88,4 +113,4 @@ bench: build
 	fi
 
 clean:
-	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR) $(STATIC_DIR)

@@ -34,6 +34,17 @@ readonly PACKAGES=(
   # (clang 14 is the default clang), not in clang itself.
   clang
   libclang-rt-14-dev
+  # Container image (`make image`, the `container` test label): podman builds and runs it as root with runc
+  # (crun refuses the machine's hybrid cgroups; packaging/podman/containers.conf); catatonit is the pause
+  # process of `podman kube play`'s pods; debootstrap makes the Debian 12 base (no registry to pull from).
+  podman
+  buildah
+  runc
+  catatonit
+  debootstrap
+  # The container tests probe /livez and /readyz and look for free ports.
+  curl
+  iproute2
 )
 
 # The interop test runs a real app on the `etcd3` npm library. A machine that already has node and npm

@@ -11,6 +11,7 @@
 #include "agent/core/manifest_diff.hpp"
 #include "agent/daemon/agent_internal.hpp"
 #include "agent/daemon/sd_notify.hpp"
+#include "agent/daemon/startup_pages.hpp"
 #include "agent/output/render.hpp"
 
 namespace sidecar::daemon {
@@ -58,6 +59,7 @@ Agent::Agent(AgentOptions options)
       writer_(1),
       exit_deadline_(io_),
       drain_delay_(io_),
+      release_pages_(io_),
       signals_(io_, SIGINT, SIGTERM, SIGHUP),
       scope_(io_, "agent") {
   if (options_.manifest_path.empty()) options_.manifest_path = manifest_.source;
@@ -74,6 +76,13 @@ void Agent::on_ready() {
   ready_ = true;
   sd_notify("READY=1\nSTATUS=registered " + std::to_string(manifest_.services.size()) + " key(s)");
   if (options_.dev) print_dev_banner(manifest_);
+  // 2 s: the first discovery syncs and file writes that follow registration are done by then.
+  release_pages_.expires_after(std::chrono::seconds(2));
+  release_pages_.async_wait([this](const boost::system::error_code& e) {
+    if (e || shutting_down_) return;
+    const ReleasedPages r = release_clean_file_pages();
+    spdlog::debug("released {} kB of start-up pages from {} file mappings", r.resident_kb, r.mappings);
+  });
 }
 
 // Restart without a gap: the lease is recorded per manifest; a process started after a crash, kill -9 or

@@ -127,6 +127,9 @@ class Agent {
   Exit exit_how_ = Exit::kDeregister;
   std::chrono::milliseconds exit_budget_{0};
   asio::steady_timer drain_delay_;
+  // Fires once, a little after the agent is first ready: unmaps the pages only start-up used
+  // (startup_pages.hpp). Cancelled when an exit begins, so it never holds the loop open.
+  asio::steady_timer release_pages_;
   asio::signal_set signals_;
   // The agent's own coroutines: the shutdown and handover sequences and the disposal of replaced
   // components. Last, so it is destroyed first (it only checks that nothing of it is still running).

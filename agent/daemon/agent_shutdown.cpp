@@ -85,6 +85,7 @@ void Agent::begin_exit(Exit how, std::chrono::milliseconds deadline) {
   shutting_down_ = true;
   exit_how_ = how;
   exit_budget_ = deadline;
+  release_pages_.cancel();
   exit_deadline_.expires_after(deadline);
   exit_deadline_.async_wait([this](const boost::system::error_code& e) {
     if (!e) on_exit_deadline();
