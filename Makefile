@@ -9,6 +9,15 @@ JOBS       ?= $(shell nproc)
 TEST_FUZZ_SECONDS ?= 20
 CMAKE_ARGS ?=
 CTEST      := ctest --test-dir $(BUILD_DIR) --output-on-failure
+# ccache when installed (scripts/install-deps.sh installs it): paths are hashed relative to this checkout,
+# so every clone on a machine shares one cache. CCACHE=0 turns it off.
+CCACHE ?= $(shell command -v ccache 2>/dev/null)
+LAUNCHER_ARGS :=
+ifneq ($(filter-out 0,$(CCACHE)),)
+  LAUNCHER_ARGS := -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE)
+  export CCACHE_BASEDIR := $(CURDIR)
+  export CCACHE_NOHASHDIR := 1
+endif
 # ASan+UBSan (GCC) and libFuzzer (clang) builds live in their own directories.
 SANITIZE_DIR  ?= build-sanitize
 FUZZ_DIR      ?= build-fuzz
@@ -30,7 +39,7 @@ deps:
 
 # Re-running configure is cheap and picks up new source files (the CMake globs are CONFIGURE_DEPENDS).
 configure: deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(LAUNCHER_ARGS) $(CMAKE_ARGS)
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -67,19 +76,19 @@ soak: build
 
 # Unit tests and the fuzz corpus replay under ASan+UBSan: only the pure layers are built, so it is quick.
 test-sanitize: deps
-	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS)
+	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS) $(LAUNCHER_ARGS)
 	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target unit_tests $(addprefix fuzz_replay_,$(FUZZ_TARGETS))
 	ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j2 -L '^unit$$' -LE '^runtime$$'
 
 # Every suite (unit, integration, fault, soak) with the agent and the tests built under ASan+UBSan.
 test-sanitize-all: deps
-	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS)
+	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_ARGS) $(LAUNCHER_ARGS)
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j2
 
 # libFuzzer (clang, ASan+UBSan): each target for FUZZ_SECONDS; findings land in $(FUZZ_DIR)/fuzz-crashes.
 fuzz: deps
-	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIDECAR_FUZZ=ON \
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIDECAR_FUZZ=ON $(LAUNCHER_ARGS) \
 	  -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -91,7 +100,7 @@ image: build
 
 # etcd-sidecar:<version>-minimal: the static binary alone (CA certificates, passwd entry) on an empty image.
 image-minimal: deps
-	cmake -S . -B $(STATIC_DIR) $(STATIC_ARGS)
+	cmake -S . -B $(STATIC_DIR) $(STATIC_ARGS) $(LAUNCHER_ARGS)
 	cmake --build $(STATIC_DIR) -j $(JOBS) --target etcd-sidecar
 	scripts/build-image.sh minimal $(STATIC_DIR)
 

@@ -7,6 +7,9 @@ readonly PACKAGES=(
   build-essential
   cmake
   pkg-config
+  # Compiler cache: `make` uses it when present, so a second build of the same sources (another clone,
+  # the sanitizer and fuzz builds of unchanged files) takes minutes instead of a quarter of an hour.
+  ccache
   # Asio and Beast are header-only; Boost.System is header-only since 1.69, so no libboost-system-dev.
   libboost-dev
   libgrpc++-dev
