@@ -185,6 +185,7 @@ asio::awaitable<void> Registrar::delete_key(core::DeleteKey del, std::string key
     outcome.kind = r.succeeded ? core::DeleteOutcome::Kind::kDeleted : core::DeleteOutcome::Kind::kNotOurs;
     outcome.revision = r.revision;
   }
+  last_result_at_[del.index] = ++results_applied_;
   apply(machine_.on_delete_result(del.index, outcome, now(), random01()));
 }
 
@@ -213,6 +214,7 @@ asio::awaitable<void> Registrar::write_key(core::WriteKey write, GuardedPut put)
     outcome.revision = r.revision;
     if (!r.succeeded) outcome.current = std::move(r.current);
   }
+  last_result_at_[write.index] = ++results_applied_;
   apply(machine_.on_write_result(write.index, outcome, now(), random01()));
 }
 

@@ -123,6 +123,10 @@ class Registrar {
   core::KeepaliveGate keepalive_gate_;  // one write at a time; a keepalive that could not go out is owed
   std::shared_ptr<WatchSession> watch_stream_;
   bool rewatch_ = false;  // the key set grew: the own-key watch re-reads and re-watches every key
+  // Write and delete results applied so far, and per key the count when its last one was: an own-key read
+  // that was in flight while a key's result came in may predate it (see read_own_keys).
+  uint64_t results_applied_ = 0;
+  std::unordered_map<size_t, uint64_t> last_result_at_;
   bool stopping_ = false;
   int64_t reported_lease_ = 0;
   core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};

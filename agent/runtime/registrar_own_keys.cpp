@@ -40,6 +40,7 @@ asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, EtcdStatus* failure)
     std::vector<std::string> keys;
     keys.reserve(end - begin);
     for (size_t i = begin; i < end; ++i) keys.push_back(machine_.desired(i).key);
+    const uint64_t issued = results_applied_;
     KeysRead r = co_await etcd_.read_keys(std::move(keys));
     if (stopping_) co_return 0;
     if (!r.status.ok) {
@@ -48,6 +49,11 @@ asio::awaitable<int64_t> Registrar::read_own_keys(size_t n, EtcdStatus* failure)
     }
     if (begin == 0) first_revision = r.revision;
     for (size_t i = begin; i < end && i - begin < r.values.size(); ++i) {
+      // A write or delete of this key completed while the read was in flight: etcd may have answered the
+      // read (a linearizable Range waits for a read index) at a revision before it, and taking that as
+      // current would undo our own write ("deleted by another client"). Skip it: the watch starts after
+      // this read's revision, so whatever happened to the key since is replayed to us anyway.
+      if (auto it = last_result_at_.find(i); it != last_result_at_.end() && it->second > issued) continue;
       apply(machine_.on_observed(i, std::move(r.values[i - begin]), r.revision, core::ObservationSource::kRange,
                                  now(), random01()));
     }

@@ -146,6 +146,8 @@ asio::awaitable<KeysRead> FakeEtcd::read_keys(std::vector<std::string> keys) {
     out.values.push_back(kv ? std::optional<core::Observed>(core::Observed{kv->value, kv->lease, kv->mod_revision})
                             : std::nullopt);
   }
+  ++reads_;
+  while (hold_reads_) co_await read_release_.wait();
   co_return out;
 }
 
@@ -208,6 +210,11 @@ std::optional<core::KvInput> FakeEtcd::get(const std::string& key) const {
   auto it = kvs_.find(key);
   if (it == kvs_.end()) return std::nullopt;
   return it->second;
+}
+
+void FakeEtcd::hold_reads(bool hold) {
+  hold_reads_ = hold;
+  read_release_.wake();
 }
 
 void FakeEtcd::hold_opens(bool hold) {

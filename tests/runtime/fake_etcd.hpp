@@ -157,6 +157,10 @@ class FakeEtcd final : public EtcdPort {
   // While set, etcd is silent (SIGSTOPped): every unary call fails after its timeout (or silent_timeout()
   // when it has none), streams do not open, keepalive writes go unanswered.
   void set_silent(bool silent, std::chrono::milliseconds silent_timeout = std::chrono::milliseconds(20));
+  // While set, read_keys answers are held back; each is taken when the call is made, so a held read returns
+  // what etcd held then (a linearizable Range that waited for its read index while a write went through).
+  void hold_reads(bool hold);
+  int reads() const { return reads_; }
   // While set, keepalive writes stay in flight (a slow connection) until released.
   void hold_keepalive_writes(bool hold);
   // The server ends every keepalive stream with `status`.
@@ -212,6 +216,9 @@ class FakeEtcd final : public EtcdPort {
   int guarded_puts_ = 0;
   int revokes_ = 0;
   int ttl_calls_ = 0;
+  int reads_ = 0;
+  bool hold_reads_ = false;
+  Signal read_release_{io_};
 };
 
 }  // namespace sidecar::runtime::testing

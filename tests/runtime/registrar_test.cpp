@@ -120,6 +120,23 @@ TEST(Registrar, RestoresKeyDeletedByAnotherClient) {
   EXPECT_EQ(rig.etcd_.grants(), 1);  // the same lease: only the key was rewritten
 }
 
+TEST(Registrar, AnOwnKeyReadAnsweredAfterTheKeysWriteDoesNotUndoIt) {
+  // The first own-key read is taken before the lease is granted (the key absent) and answered only after
+  // the key was written: it must not be taken for a delete by another client.
+  RegistrarRig rig(service_keys(1));
+  rig.etcd_.hold_reads(true);
+  rig.start();
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.reads() == 1 && rig.registered_on(rig.lease()) && rig.ready_ > 0; }));
+  const int64_t written_at = rig.etcd_.get(rig.keys_[0].key)->mod_revision;
+  rig.etcd_.hold_reads(false);
+  ASSERT_TRUE(rig.run([&] { return rig.etcd_.open_watches() == 1; }));  // the read was answered and used
+  EXPECT_EQ(rig.etcd_.get(rig.keys_[0].key)->mod_revision, written_at) << "the key was written again";
+  EXPECT_EQ(rig.etcd_.guarded_puts(), 1);
+  // The watch that follows the stale read still sees what happens to the key.
+  rig.etcd_.erase(rig.keys_[0].key);
+  ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
+}
+
 TEST(Registrar, RestoresKeyOverwrittenByAnotherClient) {
   RegistrarRig rig(service_keys(2));
   rig.start();
