@@ -38,12 +38,20 @@ Registrar::Registrar(asio::io_context& io, EtcdPort& etcd, std::vector<core::Des
 void Registrar::start(std::optional<int64_t> previous_lease) {
   scope_.spawn("tick", tick_loop());
   scope_.spawn("lease keepalive", keepalive_loop());
-  scope_.spawn("own-key watch", watch_loop());
   if (previous_lease && *previous_lease != 0) {
-    scope_.spawn("lease adoption", adopt_or_grant(*previous_lease));
+    scope_.spawn("lease adoption", adopt_then_watch(*previous_lease));
   } else {
+    scope_.spawn("own-key watch", watch_loop());
     apply(machine_.start(now()));
   }
+}
+
+// The own-key watch starts once the lease is settled: its first read is what finds a key the previous
+// process left on the adopted lease for a service that is now withdrawn (critical, drained) and deletes it.
+// A read answered before the adoption would see that key on a lease not (yet) ours and leave it alone.
+asio::awaitable<void> Registrar::adopt_then_watch(int64_t lease) {
+  co_await adopt_or_grant(lease);
+  if (!stopping_) co_await watch_loop();
 }
 
 asio::awaitable<void> Registrar::adopt_or_grant(int64_t lease) {

@@ -81,6 +81,7 @@ class Registrar {
 
  private:
   asio::awaitable<void> adopt_or_grant(int64_t lease);
+  asio::awaitable<void> adopt_then_watch(int64_t lease);
   void halt_loops();
   asio::awaitable<void> tick_loop();
   asio::awaitable<void> keepalive_loop();

@@ -203,6 +203,21 @@ TEST(Registrar, AdoptsAPreviousLeaseStillHeldByEtcdWithoutRewritingItsKeys) {
   EXPECT_TRUE(rig.registered_on(previous));
 }
 
+TEST(Registrar, AfterAdoptingDeletesTheKeyOfAServiceThatIsNowWithdrawn) {
+  // The previous process registered the service; this one starts with it critical (not published). The
+  // key must go from the adopted lease, which only a read after the adoption can tell.
+  auto keys = service_keys(2);
+  keys[0].published = false;
+  RegistrarRig rig(keys);
+  const int64_t previous = rig.etcd_.grant_lease(10s);
+  for (const auto& k : rig.keys_) rig.etcd_.put(k.key, k.value, previous);
+  rig.start(previous);
+  ASSERT_TRUE(rig.run([&] { return !rig.etcd_.get(rig.keys_[0].key); })) << "the withdrawn key stayed";
+  EXPECT_EQ(rig.lease(), previous);
+  EXPECT_EQ(rig.etcd_.get(rig.keys_[1].key)->lease, previous);
+  EXPECT_EQ(rig.etcd_.grants(), 0);
+}
+
 TEST(Registrar, RegistersOnANewLeaseWhenThePreviousOneIsGone) {
   RegistrarRig rig(service_keys(2));
   const int64_t previous = rig.etcd_.grant_lease(10s);
