@@ -39,9 +39,7 @@ void Coalescer::on_cost(Duration spent) {
   budget_.charge(*last_flush_ + cycle_spent_, spent);
 }
 
-void Coalescer::on_command_cost(TimePoint ended, Duration spent) {
-  budget_.charge(ended, std::clamp(spent, Duration::zero(), Duration{std::chrono::hours(24)}));
-}
+void Coalescer::on_command_cost(TimePoint ended, Duration spent) { budget_.charge(ended, spent); }
 
 void Coalescer::clear_pending() {
   first_unflushed_.reset();

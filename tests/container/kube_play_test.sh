@@ -20,7 +20,7 @@ source "$src/scripts/podman-env.sh"
 source "$src/tests/container/lib.sh"
 
 require_podman
-"${PODMAN[@]}" image exists "$image" || fail "image $image not built (the container_image fixture builds it)"
+require_image "$image"
 app_image=localhost/etcd-sidecar-base:bookworm
 "${PODMAN[@]}" image exists "$app_image" || fail "image $app_image missing (scripts/image-base.sh tags it)"
 

@@ -19,6 +19,11 @@ require_podman() {
     fail "podman cannot run here: $out"
 }
 
+# The image under test, built by the container_image_build fixture.
+require_image() {
+  "${PODMAN[@]}" image exists "$1" || fail "image $1 not built (the container_image fixture builds it)"
+}
+
 # A port nothing listens on or connects from; the caller still checks that its server came up on it.
 free_port() {
   local port

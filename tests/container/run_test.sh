@@ -14,7 +14,7 @@ source "$src/scripts/podman-env.sh"
 source "$src/tests/container/lib.sh"
 
 require_podman
-"${PODMAN[@]}" image exists "$image" || fail "image $image not built (the container_image fixture builds it)"
+require_image "$image"
 
 tmp=$(mktemp -d)
 name=etcd-sidecar-run-test-$$-$RANDOM

@@ -11,7 +11,6 @@ namespace {
 
 constexpr int kCancelled = 1;    // grpc::StatusCode::CANCELLED
 constexpr int kUnavailable = 14;  // grpc::StatusCode::UNAVAILABLE
-constexpr int kDeadlineExceeded = 4;
 
 // Answers come a turn later, as from a real server: a component that assumed an inline answer would
 // behave differently here than against etcd.
@@ -112,10 +111,7 @@ void FakeWatch::end(EtcdStatus status) {
 asio::awaitable<RangeResult> FakeEtcd::range(RangeQuery query) {
   ++ranges_;
   RangeResult out;
-  if (!co_await answer(query.timeout)) {
-    out.status = EtcdStatus::failure(kDeadlineExceeded, "fake etcd: deadline exceeded");
-    co_return out;
-  }
+  if (!co_await answer(out.status, query.timeout)) co_return out;
   if (failing_ranges_ > 0) {
     --failing_ranges_;
     out.status = EtcdStatus::failure(kUnavailable, "fake etcd: unavailable");
@@ -132,10 +128,7 @@ asio::awaitable<RangeResult> FakeEtcd::range(RangeQuery query) {
 
 asio::awaitable<KeysRead> FakeEtcd::read_keys(std::vector<std::string> keys) {
   KeysRead out;
-  if (!co_await answer()) {
-    out.status = EtcdStatus::failure(kDeadlineExceeded, "fake etcd: deadline exceeded");
-    co_return out;
-  }
+  if (!co_await answer(out.status)) co_return out;
   if (keys.size() > 128) {  // etcd's default --max-txn-ops
     out.status = EtcdStatus::failure(3 /* INVALID_ARGUMENT */, "etcdserver: too many operations in txn request");
     co_return out;

@@ -180,8 +180,9 @@ class FakeEtcd final : public EtcdPort {
  private:
   friend class FakeWatch;
   friend class FakeKeepalive;
-  // A unary call's turn; false when etcd is silent (the call then failed after its timeout).
-  asio::awaitable<bool> answer(std::chrono::milliseconds timeout = {});
+  // A unary call's turn; false, with `status` set to the deadline's failure, when etcd is silent (the call
+  // then failed after its timeout).
+  asio::awaitable<bool> answer(EtcdStatus& status, std::chrono::milliseconds timeout = {});
   void record(core::EventInput ev);
   void erase_on_lease(int64_t lease);
   static bool in_range(const std::string& key, const WatchCreate& c);

@@ -15,20 +15,20 @@ namespace {
 constexpr int kCancelled = 1;          // grpc::StatusCode::CANCELLED
 constexpr int kDeadlineExceeded = 4;   // grpc::StatusCode::DEADLINE_EXCEEDED
 
-EtcdStatus deadline_exceeded() { return EtcdStatus::failure(kDeadlineExceeded, "fake etcd: deadline exceeded"); }
 EtcdStatus lease_not_found() {
   return EtcdStatus::failure(EtcdStatus::kNotFound, "etcdserver: requested lease not found");
 }
 
 }  // namespace
 
-asio::awaitable<bool> FakeEtcd::answer(std::chrono::milliseconds timeout) {
+asio::awaitable<bool> FakeEtcd::answer(EtcdStatus& status, std::chrono::milliseconds timeout) {
   co_await asio::post(io_, asio::use_awaitable);
   if (!silent_) co_return true;
   // A silent member: the call waits out its deadline, as a real one to a SIGSTOPped etcd does.
   asio::steady_timer deadline(io_, timeout.count() > 0 ? timeout : silent_timeout_);
   boost::system::error_code ec;
   co_await deadline.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  status = EtcdStatus::failure(kDeadlineExceeded, "fake etcd: deadline exceeded");
   co_return false;
 }
 
@@ -68,10 +68,7 @@ void FakeEtcd::wipe() {
 asio::awaitable<LeaseGrant> FakeEtcd::lease_grant(std::chrono::seconds ttl) {
   ++grants_;
   LeaseGrant out;
-  if (!co_await answer()) {
-    out.status = deadline_exceeded();
-    co_return out;
-  }
+  if (!co_await answer(out.status)) co_return out;
   out.id = grant_lease(ttl);
   out.ttl = ttl;
   co_return out;
@@ -79,7 +76,8 @@ asio::awaitable<LeaseGrant> FakeEtcd::lease_grant(std::chrono::seconds ttl) {
 
 asio::awaitable<EtcdStatus> FakeEtcd::lease_revoke(int64_t lease, std::chrono::milliseconds timeout) {
   ++revokes_;
-  if (!co_await answer(timeout)) co_return deadline_exceeded();
+  EtcdStatus failed;
+  if (!co_await answer(failed, timeout)) co_return failed;
   if (!has_lease(lease)) co_return lease_not_found();
   expire_lease(lease);
   // A named value, not `co_return EtcdStatus{}`: GCC 12 miscompiles this coroutine with the braced temporary
@@ -91,10 +89,7 @@ asio::awaitable<EtcdStatus> FakeEtcd::lease_revoke(int64_t lease, std::chrono::m
 asio::awaitable<LeaseTimeToLive> FakeEtcd::lease_time_to_live(int64_t lease) {
   ++ttl_calls_;
   LeaseTimeToLive out;
-  if (!co_await answer()) {
-    out.status = deadline_exceeded();
-    co_return out;
-  }
+  if (!co_await answer(out.status)) co_return out;
   // etcd answers an unknown lease with TTL -1, not an error.
   auto it = leases_.find(lease);
   out.ttl = it == leases_.end() ? std::chrono::seconds(-1) : it->second;
@@ -121,10 +116,7 @@ void FakeEtcd::end_keepalives(EtcdStatus status) {
 asio::awaitable<GuardedPutResult> FakeEtcd::put_if_mod_revision(GuardedPut put) {
   ++guarded_puts_;
   GuardedPutResult out;
-  if (!co_await answer()) {
-    out.status = deadline_exceeded();
-    co_return out;
-  }
+  if (!co_await answer(out.status)) co_return out;
   const auto current = get(put.key);
   if ((current ? current->mod_revision : 0) != put.expect_mod_revision) {
     out.revision = revision_;
@@ -142,10 +134,7 @@ asio::awaitable<GuardedPutResult> FakeEtcd::put_if_mod_revision(GuardedPut put) 
 
 asio::awaitable<GuardedDeleteResult> FakeEtcd::delete_if_lease(std::string key, int64_t lease) {
   GuardedDeleteResult out;
-  if (!co_await answer()) {
-    out.status = deadline_exceeded();
-    co_return out;
-  }
+  if (!co_await answer(out.status)) co_return out;
   const auto current = get(key);
   // etcd compares an absent key's lease as 0.
   out.succeeded = (current ? current->lease : 0) == lease;

@@ -65,6 +65,8 @@ class RegistrarRig {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   }
   void advance(std::chrono::steady_clock::duration by) { testing::advance_clock(io_, by); }
+  // Registered (ready) with the own-key watch open: the state most tests start from.
+  bool run_until_watching() { return run([&] { return ready_ > 0 && etcd_.open_watches() == 1; }); }
   bool run(const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
     return run_until(io_, done, limit);
   }
@@ -113,7 +115,7 @@ TEST(Registrar, RegistersEveryKeyOnOneGrantedLeaseAndSaysReadyOnce) {
 TEST(Registrar, RestoresKeyDeletedByAnotherClient) {
   RegistrarRig rig(service_keys(3));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   const int64_t deleted_at = rig.etcd_.erase(rig.keys_[1].key);
   ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
   EXPECT_GT(rig.etcd_.get(rig.keys_[1].key)->mod_revision, deleted_at);
@@ -140,7 +142,7 @@ TEST(Registrar, AnOwnKeyReadAnsweredAfterTheKeysWriteDoesNotUndoIt) {
 TEST(Registrar, RestoresKeyOverwrittenByAnotherClient) {
   RegistrarRig rig(service_keys(2));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   rig.etcd_.put(rig.keys_[0].key, R"({"address":"10.9.9.9","port":1})");
   ASSERT_TRUE(rig.run([&] { return rig.registered_on(rig.lease()); }));
 }
@@ -149,7 +151,7 @@ TEST(Registrar, ReadsAndWatchesThreeHundredKeysWithinEtcdsTxnLimit) {
   // The fake refuses a read of more than 128 keys, as etcd's default --max-txn-ops does.
   RegistrarRig rig(service_keys(300));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   ASSERT_TRUE(rig.run([&] { return rig.etcd_.watches().back()->creates().size() == 300; }));
   rig.etcd_.erase(rig.keys_[299].key);
   rig.etcd_.erase(rig.keys_[0].key);
@@ -159,7 +161,7 @@ TEST(Registrar, ReadsAndWatchesThreeHundredKeysWithinEtcdsTxnLimit) {
 TEST(Registrar, OwnKeyWatchIsReopenedAfterTheServerEndsItAndStillRestoresKeys) {
   RegistrarRig rig(service_keys(2));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   rig.etcd_.end_watches(EtcdStatus::failure(14, "fake etcd: member restarting"));
   const int64_t deleted_at = rig.etcd_.erase(rig.keys_[0].key);  // while no watch is open: the re-read sees it
   ASSERT_TRUE(rig.run([&] { return rig.etcd_.watches().size() == 2 && rig.etcd_.open_watches() == 1; }));
@@ -173,7 +175,7 @@ TEST(Registrar, OwnKeyWatchIsReopenedAfterTheServerEndsItAndStillRestoresKeys) {
 TEST(Registrar, OwnKeyWatchBacksOffWhileEtcdKeepsCancellingIt) {
   RegistrarRig rig(service_keys(1));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   rig.etcd_.refuse_watches("etcdserver: no leader");
   const auto refused_from = std::chrono::steady_clock::now();
   rig.etcd_.end_watches(EtcdStatus::failure(14, "fake etcd: leader lost"));
@@ -193,7 +195,7 @@ TEST(Registrar, AdoptsAPreviousLeaseStillHeldByEtcdWithoutRewritingItsKeys) {
   for (const auto& k : rig.keys_) rig.etcd_.put(k.key, k.value, previous);
   const int64_t revision = rig.etcd_.revision();
   rig.start(previous);
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   EXPECT_EQ(rig.lease(), previous);
   EXPECT_EQ(rig.etcd_.grants(), 0);
   // One create-if-absent per key, refused because the key is there with our value: that answer is what
@@ -263,7 +265,7 @@ TEST(Registrar, StopRevokesTheLeaseWhichDeletesEveryKey) {
 TEST(Registrar, StopEndsWithinItsBudgetWhenEtcdIsSilent) {
   RegistrarRig rig(service_keys(3));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   rig.etcd_.set_silent(true, 10s);  // calls without a deadline of their own would hang far past the bound
   const auto took = rig.stop(300ms);
   EXPECT_GE(took, 300ms);  // it did wait for the revoke's answer
@@ -305,7 +307,7 @@ TEST(Registrar, ReconnectsTheKeepaliveStreamAndSendsAKeepaliveAtOnce) {
 TEST(Registrar, ReregistersOnANewLeaseWhenEtcdLosesIt) {
   RegistrarRig rig(service_keys(2));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   const int64_t first = rig.lease();
   rig.etcd_.wipe();  // etcd restarted without its data: keys and leases gone
   ASSERT_TRUE(rig.run([&] { return rig.lease() != first && rig.registered_on(rig.lease()); }));
@@ -315,7 +317,7 @@ TEST(Registrar, ReregistersOnANewLeaseWhenEtcdLosesIt) {
 TEST(Registrar, AddedKeyIsRegisteredAndWatched) {
   RegistrarRig rig(service_keys(1));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   core::DesiredKey extra{"/services/billing/b-1", R"({"address":"10.0.1.1","port":9090})"};
   rig.registrar_->add_key(extra);
   rig.keys_.push_back(extra);
@@ -331,7 +333,7 @@ TEST(Registrar, AddedKeyIsRegisteredAndWatched) {
 TEST(Registrar, UpdatedValueIsRewrittenInPlaceOnTheSameLease) {
   RegistrarRig rig(service_keys(2));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   const int64_t lease = rig.lease();
   const int64_t created = rig.etcd_.get(rig.keys_[1].key)->create_revision;
   rig.keys_[1].value = R"({"address":"10.0.0.1","port":9443})";
@@ -366,7 +368,7 @@ TEST(Registrar, DrainWithdrawsEveryKeyKeepingTheLeaseAndUndrainPublishesThemAgai
 TEST(Registrar, LeavesAKeyOnAnotherAgentsLeaseAloneWhenWithdrawing) {
   RegistrarRig rig(service_keys(1));
   rig.start();
-  ASSERT_TRUE(rig.run([&] { return rig.ready_ > 0 && rig.etcd_.open_watches() == 1; }));
+  ASSERT_TRUE(rig.run_until_watching());
   rig.registrar_->set_drained(true, "test");
   ASSERT_TRUE(rig.run([&] { return rig.none_in_etcd(); }));
   // Another agent takes the name over while this one is drained; stopping must not delete its key.
