@@ -99,6 +99,10 @@ note "/livez and /readyz: 200"
 # The sidecar's log is followed to a file: `pod rm` removes the container and its log with it.
 "${PODMAN[@]}" logs -f "$pod-etcd-sidecar" >"$tmp/agent.log" 2>&1 &
 follower=$!
+# Removed only once the follower has attached (it has replayed the log so far): a follower still starting
+# when the container goes finds nothing to follow and the SIGTERM line is lost (seen once in CI).
+wait_until 5000 grep -q '"msg":"registered' "$tmp/agent.log" ||
+  { dump; fail "podman logs -f never replayed the sidecar's log"; }
 t0=$(now_ms)
 "${PODMAN[@]}" pod rm -f -t 10 "$pod" >"$tmp/rm.out" 2>&1 &
 remover=$!
