@@ -122,7 +122,7 @@ json Instance::metadata() const {
   return parsed;
 }
 
-std::string encode_registration(const ServiceSpec& s) {
+std::string encode_registration(const ServiceSpec& s, InstanceState state) {
   json metadata = json::object();
   for (const auto& [k, v] : s.metadata) metadata[k] = v;  // std::map: already sorted
   std::string host(strip_brackets(s.address));
@@ -139,6 +139,7 @@ std::string encode_registration(const ServiceSpec& s) {
   out["address"] = host;
   out["port"] = s.port;
   out["metadata"] = metadata;
+  if (state != InstanceState::kPassing) out["state"] = std::string(to_string(state));
   return dump_compact(out);
 }
 

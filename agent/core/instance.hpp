@@ -11,6 +11,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "agent/core/instance_state.hpp"
 #include "agent/core/manifest.hpp"
 
 namespace sidecar::core {
@@ -25,7 +26,8 @@ inline constexpr int kMaxInstanceValueDepth = 32;
 //   kSidecarJson:   {"name":…,"id":…,"address":…,"port":…,"metadata":{…}}   (this key order; metadata sorted)
 //   kEtcdEndpoints: {"Op":0,"Addr":"host:port","Metadata":{…}}   (what etcd's Go naming/endpoints reads)
 // Compact, byte-stable. Invalid UTF-8 in metadata is replaced (U+FFFD) rather than failing.
-std::string encode_registration(const ServiceSpec& s);
+// `state` is written as "state" (sidecar JSON only) so consumers see why an instance is out.
+std::string encode_registration(const ServiceSpec& s, InstanceState state = InstanceState::kPassing);
 
 // One discovered instance. Kept small on purpose (100k of them must fit well under 100 MB): metadata is
 // held as its compact serialized JSON text and only parsed when a template needs it.
