@@ -53,24 +53,42 @@ std::vector<const Instance*> EndpointSet::sorted() const {
 void EndpointSet::advance_revision(int64_t rev) { revision_ = std::max(revision_, rev); }
 
 ResetResult EndpointSet::reset(std::vector<KvInput> snapshot, int64_t revision) {
-  ResetResult result;
-  std::map<std::string, Instance, std::less<>> fresh;
-  size_t invalid = 0;
-  for (auto& kv : snapshot) {
+  abandon_reset();
+  add_to_reset(std::move(snapshot));
+  return finish_reset(revision);
+}
+
+void EndpointSet::abandon_reset() { pending_.clear(); }
+
+void EndpointSet::add_to_reset(std::vector<KvInput> page) {
+  for (auto& kv : page) {
     std::string_view id = id_of(kv.key);
     if (id.empty()) continue;
     ParsedValue parsed = parse_instance_value(id, kv.value);
-    if (parsed.kind == ParsedValue::Kind::kDeleteMarker) continue;
+    if (parsed.kind == ParsedValue::Kind::kDeleteMarker) {
+      pending_.erase(std::string(id));
+      continue;
+    }
     Instance& inst = parsed.instance;
     inst.mod_revision = kv.mod_revision;
     inst.create_revision = kv.create_revision;
     inst.lease = kv.lease;
-    if (!inst.valid()) result.invalid.emplace_back(inst.id, inst.error);
     std::string key = inst.id;
-    fresh.insert_or_assign(std::move(key), std::move(inst));
+    pending_.insert_or_assign(std::move(key), std::move(inst));
   }
+}
+
+ResetResult EndpointSet::finish_reset(int64_t revision) {
+  ResetResult result;
+  Entries fresh = std::move(pending_);
+  pending_.clear();
+  size_t invalid = 0;
   // Counted from the map, not per input: a key listed twice (the later one wins) must not count twice.
-  for (const auto& [id, inst] : fresh) invalid += inst.valid() ? 0 : 1;
+  for (const auto& [id, inst] : fresh) {
+    if (inst.valid()) continue;
+    ++invalid;
+    result.invalid.emplace_back(inst.id, inst.error);
+  }
 
   // Compare the valid projections in id order: a resync that finds the same set must not rewrite files.
   auto next_valid = [](auto it, auto end) {

@@ -70,6 +70,12 @@ class EndpointSet {
   // Replaces everything with a Range result taken at `revision` (first load, or resync after a
   // compaction or a wiped etcd). Keys outside the prefix are ignored.
   ResetResult reset(std::vector<KvInput> snapshot, int64_t revision);
+  // The same in pages, as a paged Range delivers it: add_to_reset() per page (each value is parsed at once,
+  // so only one page of raw values is held), then finish_reset() at the read's revision. The set stays as
+  // it was until finish_reset(); abandon_reset() drops the pages gathered so far.
+  void add_to_reset(std::vector<KvInput> page);
+  ResetResult finish_reset(int64_t revision);
+  void abandon_reset();
 
   // Events strictly older than revision() are dropped as duplicates. Events AT revision() are applied
   // (idempotently) rather than dropped: one etcd transaction touching several keys yields several events
@@ -99,7 +105,9 @@ class EndpointSet {
 
  private:
   std::string prefix_;
-  std::map<std::string, Instance, std::less<>> entries_;
+  using Entries = std::map<std::string, Instance, std::less<>>;
+  Entries entries_;
+  Entries pending_;  // a reset in progress
   size_t invalid_count_ = 0;
   int64_t revision_ = 0;
 };

@@ -25,7 +25,8 @@ std::string ManifestError::to_string() const {
 namespace manifest {
 namespace {
 
-constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config", "admin", "shutdown"};
+constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config", "admin", "shutdown",
+                                             "catalog"};
 
 void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (!root.IsMap()) {
@@ -41,6 +42,7 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (const Entry* e = top->get("config")) read_config(r, *e, m.config);
   if (const Entry* e = top->get("admin")) read_admin(r, *e, m.admin);
   if (const Entry* e = top->get("shutdown")) read_shutdown(r, *e, m.drain_delay);
+  if (const Entry* e = top->get("catalog")) read_catalog(r, *e, m.catalog);
 
   // Judged on what was written, not on what survived parsing, so a broken section is not also "nothing to do".
   const auto written = [&](std::string_view key) {

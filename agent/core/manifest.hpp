@@ -126,6 +126,13 @@ struct AdminSpec {
   SourceLocation where;
 };
 
+// `catalog: {idle_timeout: 10m, max_services: 1000}`: the watches lookups start on demand (services no
+// discover entry names): stopped after idle_timeout without a lookup, at most max_services in all.
+struct CatalogSpec {
+  Duration idle_timeout{10 * 60 * 1000};       // >= 1s
+  size_t max_services = 1000;                  // 1..100000
+};
+
 // A parsed "host:port" / "[v6]:port" listen address; `error` is set instead when the text is not one.
 struct ListenAddress {
   std::string host;
@@ -142,6 +149,7 @@ struct Manifest {
   std::vector<DiscoverSpec> discover;
   std::vector<ConfigSpec> config;
   AdminSpec admin;
+  CatalogSpec catalog;
   // `shutdown: {drain_delay: 0s}`: on SIGTERM, delete the keys, wait this long (the app finishes in-flight
   // requests while clients stop sending), then revoke the lease and exit.
   Duration drain_delay{0};

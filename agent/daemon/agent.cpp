@@ -129,8 +129,14 @@ std::unique_ptr<runtime::HealthMonitor> Agent::make_health(const core::ServiceSp
 
 std::unique_ptr<runtime::Discovery> Agent::make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl) {
   const auto& spec = m.discover[i];
-  return std::make_unique<runtime::Discovery>(io_, *port_, writer_, spec, m.etcd.prefix, tmpl,
-                                              core::self_ids(m, spec.service));
+  return std::make_unique<runtime::Discovery>(io_, *catalog_, writer_, spec, tmpl, core::self_ids(m, spec.service));
+}
+
+runtime::CatalogOptions Agent::catalog_options(const core::Manifest& m) {
+  runtime::CatalogOptions options;
+  options.etcd_prefix = m.etcd.prefix;
+  options.limits = core::CatalogLimits{.idle_timeout = m.catalog.idle_timeout, .max_services = m.catalog.max_services};
+  return options;
 }
 
 std::unique_ptr<runtime::ConfigMirror> Agent::make_mirror(const core::ConfigSpec& spec) {
@@ -199,6 +205,8 @@ int Agent::run() {
     services_[i].health->start();
   }
 
+  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
+  catalog_->start();
   for (size_t i = 0; i < manifest_.discover.size(); ++i) {
     discoveries_.push_back(make_discovery(manifest_, i, templates_[i]));
     discoveries_.back()->start();

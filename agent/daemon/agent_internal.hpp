@@ -25,6 +25,7 @@
 #include "agent/etcd/client.hpp"
 #include "agent/etcd/completion_bridge.hpp"
 #include "agent/runtime/admin_server.hpp"
+#include "agent/runtime/catalog.hpp"
 #include "agent/runtime/config_mirror.hpp"
 #include "agent/runtime/discovery.hpp"
 #include "agent/runtime/etcd_client_port.hpp"
@@ -59,6 +60,7 @@ class Agent {
   void ensure_registrar(std::vector<core::DesiredKey> keys);
   std::unique_ptr<runtime::HealthMonitor> make_health(const core::ServiceSpec& spec, size_t key_index);
   std::unique_ptr<runtime::Discovery> make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl);
+  static runtime::CatalogOptions catalog_options(const core::Manifest& m);
   std::unique_ptr<runtime::ConfigMirror> make_mirror(const core::ConfigSpec& spec);
   void on_ready();
   void watch_manifest_file();
@@ -115,6 +117,8 @@ class Agent {
   // One completion queue (and poller thread) for every service's gRPC checks; outlives the monitors.
   std::unique_ptr<etcd::CompletionBridge> check_bridge_;
   std::vector<ServiceSlot> services_;  // in manifest order
+  // Every watched service, shared by its consumers: made after port_, destroyed before it and after them.
+  std::unique_ptr<runtime::Catalog> catalog_;
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
   std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
   core::ConfigVersion config_;

@@ -128,6 +128,7 @@ bool Agent::apply_reload(core::Manifest next) {
   }
 
   manifest_ = std::move(next);
+  catalog_->set_limits(catalog_options(manifest_).limits);
   templates_ = std::move(templates);
   discoveries_ = std::move(discoveries);
   mirrors_ = std::move(mirrors);

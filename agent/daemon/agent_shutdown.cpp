@@ -113,6 +113,7 @@ void Agent::stop_consumers() {
   stop_health();
   for (auto& d : discoveries_) d->stop();
   for (auto& m : mirrors_) m->stop();
+  if (catalog_) catalog_->stop();
 }
 
 // No reload runs while shutting down, so these vectors stay as they are while this waits.
@@ -121,6 +122,7 @@ asio::awaitable<void> Agent::join_consumers() {
   for (auto& s : services_) co_await s.health->join();
   for (auto& d : discoveries_) co_await d->join();
   for (auto& m : mirrors_) co_await m->join();
+  if (catalog_) co_await catalog_->join();
 }
 
 // A plain member, not a lambda: a coroutine lambda's captures die with the temporary closure object.

@@ -12,7 +12,7 @@
 
 namespace sidecar::runtime {
 
-class ConfigMirror final : public PrefixSink {
+class ConfigMirror final : public WholeSnapshotSink {
  public:
   ConfigMirror(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer, const core::ConfigSpec& spec);
   void start();

@@ -6,14 +6,12 @@
 
 namespace sidecar::runtime {
 
-Discovery::Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer,
-                     const core::DiscoverSpec& spec, const std::string& etcd_prefix, std::string template_text,
-                     std::set<std::string> self_ids)
-    : spec_(spec),
+Discovery::Discovery(asio::io_context& io, Catalog& catalog, asio::thread_pool& writer,
+                     const core::DiscoverSpec& spec, std::string template_text, std::set<std::string> self_ids)
+    : catalog_(catalog),
+      spec_(spec),
       template_text_(std::move(template_text)),
       self_ids_(std::move(self_ids)),
-      set_(etcd_prefix + "/" + spec.service + "/"),
-      watcher_(io, etcd, set_.key_prefix(), *this),
       output_(io, writer,
               FileOutputOptions{.name = "discover " + spec.service,
                                 .path = spec.output,
@@ -24,90 +22,48 @@ Discovery::Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& wr
                                 .check_command = spec.check_command,
                                 .on_change = spec.on_change,
                                 .command_timeout = spec.command_timeout},
-              [this](std::string& out) { return render(out); }) {
-  if (spec_.format == core::OutputFormat::kJson) json_.emplace();
-}
-
-void Discovery::sync_json(const std::string& id) {
-  const core::Instance* inst = set_.find(id);
-  if (inst != nullptr && inst->valid() && !excluded(id)) {
-    json_->upsert(id, output::json_fragment(*inst));
-  } else {
-    json_->erase(id);
-  }
-}
+              [this](std::string& out) { return render(out); }) {}
 
 void Discovery::start() {
   output_.start();
-  watcher_.start();
+  subscription_ = catalog_.subscribe(spec_.service, *this);
+  // Another consumer of the service may have synced it already: write from what the catalog holds.
+  if (subscription_.service().synced()) output_.changed();
 }
 
-void Discovery::stop() {
-  watcher_.stop();
-  output_.stop();
+void Discovery::stop() { output_.stop(); }
+
+const PrefixWatcherStats& Discovery::watch_stats() const {
+  static const PrefixWatcherStats kNone{};
+  return subscription_ ? subscription_.service().watch_stats() : kNone;
 }
 
-asio::awaitable<void> Discovery::join() {
-  co_await watcher_.join();
-  co_await output_.join();
+DiscoveryStats Discovery::stats() const {
+  DiscoveryStats s;
+  s.below_min_total = below_min_total_;
+  if (!subscription_) return s;
+  const auto& service = subscription_.service();
+  s.instances = service.set().size();
+  s.invalid = service.set().invalid_count();
+  s.invalid_values_total = service.stats().invalid_values_total;
+  return s;
 }
 
-void Discovery::note_invalid(const std::string& id, const std::string& reason) {
-  ++stats_.invalid_values_total;
-  auto [it, inserted] = warned_invalid_.try_emplace(id, reason);
-  if (!inserted && it->second == reason) return;  // said already
-  it->second = reason;
-  spdlog::warn("discover {}: ignoring {}{}: {}", spec_.service, set_.key_prefix(), id, reason);
-}
-
-void Discovery::on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) {
-  auto result = set_.reset(std::move(kvs), revision);
-  if (json_) {
-    std::vector<std::pair<std::string, std::string>> items;
-    items.reserve(set_.size());
-    for (const auto* inst : set_.sorted()) {
-      if (!excluded(inst->id)) items.emplace_back(inst->id, output::json_fragment(*inst));
-    }
-    json_->assign(std::move(items));
-  }
-  for (const auto& [id, reason] : result.invalid) note_invalid(id, reason);
-  // Forget warnings for ids that are gone or valid now, so a later bad value is reported again.
-  std::erase_if(warned_invalid_, [this](const auto& entry) {
-    const auto* inst = set_.find(entry.first);
-    return inst == nullptr || inst->valid();
-  });
-  spdlog::info("discover {}: synced {} instance(s) at revision {}", spec_.service, set_.size(), revision);
-  stats_.instances = set_.size();
-  stats_.invalid = set_.invalid_count();
-  output_.changed();  // a first snapshot writes the file even when nothing differs from an empty set
-}
-
-void Discovery::on_events(const std::vector<core::EventInput>& events) {
-  std::size_t changed = 0;  // how many keys: one change is written at once, several are paced as a burst
-  for (const auto& ev : events) {
-    auto r = set_.apply(ev);
-    if (json_ && !r.foreign && !r.duplicate) sync_json(r.id);
-    if (r.invalid) {
-      note_invalid(r.id, r.reason);
-    } else if (!r.foreign && !r.duplicate) {
-      warned_invalid_.erase(r.id);
-    }
-    if (r.changed) ++changed;
-  }
-  stats_.instances = set_.size();
-  stats_.invalid = set_.invalid_count();
-  if (changed > 0) output_.changed(changed);
+void Discovery::on_catalog_change(const CatalogService&, const CatalogChange& change) {
+  // A snapshot is written even when nothing differs (the first one creates the file); the bytes-unchanged
+  // check in FileOutput keeps a resync that found the same set from rewriting it. Events are counted, so a
+  // burst is paced as one.
+  output_.changed(change.snapshot ? 1 : change.changed);
 }
 
 bool Discovery::render(std::string& out) {
-  std::vector<const core::Instance*> instances;
-  if (!json_) {
-    instances = set_.sorted();
-    std::erase_if(instances, [this](const core::Instance* i) { return excluded(i->id); });
-  }
-  const size_t count = json_ ? json_->size() : instances.size();
+  if (!subscription_ || !subscription_.service().synced()) return false;
+  const auto& service = subscription_.service();
+  std::vector<const core::Instance*> instances = service.set().sorted();
+  std::erase_if(instances, [this](const core::Instance* i) { return excluded(i->id); });
+  const size_t count = instances.size();
   if (static_cast<int>(count) < spec_.min_instances) {
-    ++stats_.below_min_total;
+    ++below_min_total_;
     if (!warned_below_min_) {
       spdlog::warn("discover {}: {} instance(s) is below min_instances {}; keeping the last written {}",
                    spec_.service, count, spec_.min_instances, spec_.output);
@@ -119,11 +75,7 @@ bool Discovery::render(std::string& out) {
     spdlog::info("discover {}: back to {} instance(s), at or above min_instances", spec_.service, count);
     warned_below_min_ = false;
   }
-  if (json_) {
-    output::render_json_list(out, spec_.service, set_.revision(), *json_);
-    return true;
-  }
-  if (auto error = output::render_into(out, spec_, spec_.service, set_.revision(), instances, template_text_)) {
+  if (auto error = output::render_into(out, spec_, spec_.service, service.index(), instances, template_text_)) {
     spdlog::error("discover {}: {}; keeping the last written {}", spec_.service, *error, spec_.output);
     return false;
   }

@@ -1,63 +1,54 @@
-// Owns: one `discover:` entry — its watcher, its in-memory endpoint set and its output file.
+// Owns: one `discover:` entry: its subscription to the service in the catalog and its output file.
 // Thread: io_context thread.
 #pragma once
 
-#include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 
-#include "agent/core/endpoint_set.hpp"
 #include "agent/core/manifest.hpp"
-#include "agent/output/json_list.hpp"
+#include "agent/runtime/catalog.hpp"
 #include "agent/runtime/file_output.hpp"
-#include "agent/runtime/prefix_watcher.hpp"
 
 namespace sidecar::runtime {
 
 struct DiscoveryStats {
-  size_t instances = 0;
+  size_t instances = 0;               // valid instances of the service (before this entry's selection)
   size_t invalid = 0;
-  uint64_t invalid_values_total = 0;  // unusable values seen (each put counts once)
+  uint64_t invalid_values_total = 0;  // unusable values seen (each put counts once), for the service
   uint64_t below_min_total = 0;       // renders held back by min_instances
 };
 
-class Discovery final : public PrefixSink {
+class Discovery final : public CatalogListener {
  public:
   // `self_ids`: ids this agent registers under the same service, left out when include_self is false.
-  Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer, const core::DiscoverSpec& spec,
-            const std::string& etcd_prefix, std::string template_text, std::set<std::string> self_ids);
+  Discovery(asio::io_context& io, Catalog& catalog, asio::thread_pool& writer, const core::DiscoverSpec& spec,
+            std::string template_text, std::set<std::string> self_ids);
+  // Subscribes (sharing the service's watch with every other consumer of it) and starts the output.
   void start();
   void stop();
-  // Completes once the watch and the output loop have ended (after stop()); then this may be destroyed.
-  asio::awaitable<void> join();
+  // Completes once the output loop has ended (after stop()); then this may be destroyed, which releases
+  // the subscription (the catalog stops the watch when no one else holds it).
+  asio::awaitable<void> join() { return output_.join(); }
 
-  void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) override;
-  void on_events(const std::vector<core::EventInput>& events) override;
+  void on_catalog_change(const CatalogService& service, const CatalogChange& change) override;
 
   const core::DiscoverSpec& spec() const { return spec_; }
-  const core::EndpointSet& set() const { return set_; }
-  const PrefixWatcherStats& watch_stats() const { return watcher_.stats(); }
+  const PrefixWatcherStats& watch_stats() const;
   const FileOutputStats& output_stats() const { return output_.stats(); }
-  const DiscoveryStats& stats() const { return stats_; }
+  DiscoveryStats stats() const;
 
  private:
   bool render(std::string& out);
   bool excluded(const std::string& id) const { return !spec_.include_self && self_ids_.count(id) > 0; }
-  void sync_json(const std::string& id);
-  void note_invalid(const std::string& id, const std::string& reason);
 
+  Catalog& catalog_;
   core::DiscoverSpec spec_;
   std::string template_text_;
   std::set<std::string> self_ids_;
-  core::EndpointSet set_;
-  // kJson only: the encoded instances, updated per event, so a write does not re-walk the whole set.
-  std::optional<output::JsonList> json_;
-  PrefixWatcher watcher_;
   FileOutput output_;
-  std::unordered_map<std::string, std::string> warned_invalid_;  // id -> reason already logged
+  Catalog::Subscription subscription_;
   bool warned_below_min_ = false;
-  DiscoveryStats stats_;
+  uint64_t below_min_total_ = 0;
 };
 
 }  // namespace sidecar::runtime

@@ -141,6 +141,7 @@ asio::awaitable<RangeResult> EtcdClientPort::range(RangeQuery query) {
   for (auto& kv : *r.response.mutable_kvs()) out.kvs.push_back(to_kv(kv));
   out.revision = r.response.header().revision();
   out.cluster_id = r.response.header().cluster_id();
+  out.more = r.response.more();
   co_return out;
 }
 

@@ -45,8 +45,12 @@ struct RangeQuery {
 struct RangeResult {
   EtcdStatus status;
   std::vector<core::KvInput> kvs;
-  int64_t revision = 0;     // the store revision the read was taken at (response header)
+  int64_t revision = 0;     // the store's current revision (response header); a read at a past revision
+                            // was taken there, not at this one
   uint64_t cluster_id = 0;  // which cluster answered; 0 if unknown
+  bool more = false;        // a limited read left keys of the range unread
+  // etcd refused the revision asked for: it was compacted away (a paged read restarts from the latest).
+  bool compacted() const { return !status.ok && status.message.find("compacted") != std::string::npos; }
 };
 
 // What a watch is asked for: [key, range_end) from start_revision, with progress notifications (a quiet

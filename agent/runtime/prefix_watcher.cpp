@@ -43,24 +43,56 @@ void PrefixWatcher::stop() {
   if (stream_) stream_->cancel();
 }
 
-asio::awaitable<bool> PrefixWatcher::snapshot() {
+asio::awaitable<PrefixWatcher::Page> PrefixWatcher::read_page(std::string& from, int64_t& at) {
   // Named, not a braced temporary in the co_await: GCC 12 destroys such a temporary twice.
-  RangeQuery query{.key = prefix_, .range_end = range_end_, .timeout = options_.range_timeout};
+  RangeQuery query{.key = from, .range_end = range_end_, .revision = at, .limit = options_.range_page,
+                   .timeout = options_.range_timeout};
   auto r = co_await etcd_.range(std::move(query));
   if (!r.status.ok) {
-    if (!snapshot_failing_) spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.message);
-    snapshot_failing_ = true;  // said once per outage, not once per retry
-    co_return false;
+    const Page failed = r.compacted() ? Page::kCompacted : Page::kFailed;
+    if (failed == Page::kFailed && !snapshot_failing_) {
+      spdlog::warn("watch {}: cannot read the prefix: {}", prefix_, r.status.message);
+    }
+    if (failed == Page::kFailed) snapshot_failing_ = true;  // said once per outage, not once per retry
+    co_return failed;
   }
-  snapshot_failing_ = false;
-  const int64_t revision = r.revision;
-  if (stats_.synced) ++stats_.resyncs;
-  stats_.synced = true;
-  stats_.revision = revision;
-  cluster_id_ = r.cluster_id;
-  need_snapshot_ = false;
-  sink_.on_snapshot(std::move(r.kvs), revision);
-  co_return true;
+  if (at == 0) {
+    // The first page fixes the revision every later page is read at: one consistent set.
+    at = r.revision;
+    cluster_id_ = r.cluster_id;
+  }
+  const bool more = r.more && !r.kvs.empty();
+  if (more) from = r.kvs.back().key + '\0';  // the next key after the last one read
+  ++stats_.range_pages;
+  sink_.snapshot_page(std::move(r.kvs));
+  const Page next = more ? Page::kMore : Page::kDone;
+  co_return next;
+}
+
+asio::awaitable<bool> PrefixWatcher::snapshot() {
+  // A compaction between two pages makes the first page's revision unreadable: start again at the latest.
+  // Bounded, so a store compacting faster than we read fails like any other read (and backs off).
+  constexpr int kAttempts = 3;
+  for (int attempt = 0; attempt < kAttempts && !stopping_; ++attempt) {
+    std::string from = prefix_;
+    int64_t at = 0;
+    Page page = Page::kMore;
+    while (page == Page::kMore && !stopping_) page = co_await read_page(from, at);
+    if (page == Page::kDone) {
+      snapshot_failing_ = false;
+      if (stats_.synced) ++stats_.resyncs;
+      stats_.synced = true;
+      stats_.revision = at;
+      need_snapshot_ = false;
+      sink_.snapshot_done(at);
+      co_return true;
+    }
+    sink_.snapshot_abandoned();
+    if (page != Page::kCompacted) co_return false;
+    spdlog::info("watch {}: revision {} was compacted while reading the prefix in pages; reading again", prefix_,
+                 at);
+  }
+  co_return false;
 }
 
 asio::awaitable<void> PrefixWatcher::run() {

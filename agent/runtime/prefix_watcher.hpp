@@ -20,13 +20,38 @@ namespace sidecar::runtime {
 
 namespace asio = boost::asio;
 
+// A snapshot arrives in pages, all read at one revision, so a prefix of a million keys never needs one
+// response of hundreds of megabytes: snapshot_page() per page, then snapshot_done(revision) when the last
+// page has arrived, or snapshot_abandoned() when the read failed part way (keep what you had before).
 class PrefixSink {
  public:
   virtual ~PrefixSink() = default;
-  // Replace everything: a Range taken at `revision`. Called first, and again after every resync.
-  virtual void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) = 0;
+  virtual void snapshot_page(std::vector<core::KvInput> kvs) = 0;
+  // The pages since the last done or abandoned are the whole range at `revision`: replace everything.
+  // Called first, and again after every resync.
+  virtual void snapshot_done(int64_t revision) = 0;
+  virtual void snapshot_abandoned() = 0;
   // Events in revision order, as one watch response delivered them.
   virtual void on_events(const std::vector<core::EventInput>& events) = 0;
+};
+
+// For a sink that wants the whole snapshot in one call (small ranges: a config prefix, a test).
+class WholeSnapshotSink : public PrefixSink {
+ public:
+  virtual void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) = 0;
+
+  void snapshot_page(std::vector<core::KvInput> kvs) final {
+    if (pending_.empty()) {
+      pending_ = std::move(kvs);
+    } else {
+      for (auto& kv : kvs) pending_.push_back(std::move(kv));
+    }
+  }
+  void snapshot_done(int64_t revision) final { on_snapshot(std::exchange(pending_, {}), revision); }
+  void snapshot_abandoned() final { pending_.clear(); }
+
+ private:
+  std::vector<core::KvInput> pending_;
 };
 
 struct PrefixWatcherStats {
@@ -35,6 +60,7 @@ struct PrefixWatcherStats {
   int64_t revision = 0;       // last revision applied (events or progress)
   bool synced = false;        // the first snapshot has been delivered
   uint64_t retries = 0;       // restarts after a backoff (a failed or refused watch; not a resync)
+  uint64_t range_pages = 0;   // Range responses read for snapshots (a paged read counts each page)
   std::chrono::milliseconds last_retry_delay{0};  // the backoff before the latest of those restarts
 };
 
@@ -43,6 +69,8 @@ struct PrefixWatcherOptions {
   core::WatchRetryPolicy retry{};
   // Reading a large set takes longer than a unary call's usual deadline to read and ship.
   std::chrono::milliseconds range_timeout{std::chrono::seconds(30)};
+  // Keys per page of the first read (etcd's Range limit): about 1 MB of typical registry values.
+  int64_t range_page = 5000;
 };
 
 class PrefixWatcher {
@@ -63,6 +91,9 @@ class PrefixWatcher {
  private:
   asio::awaitable<void> run();
   asio::awaitable<bool> snapshot();
+  enum class Page { kDone, kMore, kFailed, kCompacted };
+  // One page of the snapshot: from `from` (advanced past the page) at `at` (0: the latest; set by the first).
+  asio::awaitable<Page> read_page(std::string& from, int64_t& at);
 
   asio::io_context& io_;
   EtcdPort& etcd_;

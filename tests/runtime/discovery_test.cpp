@@ -1,4 +1,4 @@
-// Discovery on FakeEtcd: the watcher feeds the endpoint set and the output file with no etcd and no sockets.
+// Discovery on FakeEtcd: the catalog's watch feeds the service's set and the output file, no etcd, no sockets.
 #include <gtest/gtest.h>
 
 #include <boost/asio/thread_pool.hpp>
@@ -40,10 +40,12 @@ TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
   spec.output = (dir / "web.json").string();
   spec.wait_min = 0ms;
   spec.wait_max = 0ms;
-  Discovery discovery(io, etcd, writer, spec, "/services", "", {});
+  Catalog catalog(io, etcd, {});
+  catalog.start();
+  Discovery discovery(io, catalog, writer, spec, "", {});
   discovery.start();
   ASSERT_TRUE(run_until(io, [&] { return discovery.output_stats().writes >= 1; }));
-  EXPECT_EQ(discovery.set().size(), 1u);
+  EXPECT_EQ(discovery.stats().instances, 1u);
   EXPECT_NE(read_file(spec.output).find("1001"), std::string::npos);
 
   etcd.put("/services/web/c", instance(1003));
@@ -52,10 +54,51 @@ TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
     const auto text = read_file(spec.output);
     return text.find("1003") != std::string::npos && text.find("1001") == std::string::npos;
   }));
-  EXPECT_EQ(discovery.set().size(), 1u);
+  EXPECT_EQ(discovery.stats().instances, 1u);
   EXPECT_EQ(etcd.ranges(), 1) << "an event made the watcher re-read the prefix";
 
   EXPECT_TRUE(testing::stop_and_join(io, discovery));
+  EXPECT_TRUE(testing::stop_and_join(io, catalog));
+  writer.join();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Discovery, TwoEntriesOfOneServiceShareAWatchAndALateOneWritesFromTheCatalogAtOnce) {
+  char dir_template[] = "/tmp/discovery-fake-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::filesystem::path dir = dir_template;
+  asio::io_context io;
+  asio::thread_pool writer(1);
+  FakeEtcd etcd(io);
+  etcd.put("/services/web/a", instance(1001));
+  Catalog catalog(io, etcd, {});
+  catalog.start();
+  core::DiscoverSpec json;
+  json.service = "web";
+  json.output = (dir / "web.json").string();
+  json.wait_max = 0ms;
+  core::DiscoverSpec lines = json;
+  lines.output = (dir / "web.lines").string();
+  lines.format = core::OutputFormat::kLines;
+  Discovery first(io, catalog, writer, json, "", {});
+  first.start();
+  ASSERT_TRUE(run_until(io, [&] { return first.output_stats().writes == 1; }));
+  // Started after the service synced: nothing new comes from etcd, yet its file is written.
+  Discovery second(io, catalog, writer, lines, "", {});
+  second.start();
+  ASSERT_TRUE(run_until(io, [&] { return second.output_stats().writes == 1; }));
+  EXPECT_EQ(read_file(lines.output), "10.1.0.1:1001\n");
+  EXPECT_EQ(etcd.watches().size(), 1u);
+  EXPECT_EQ(etcd.ranges(), 1);
+
+  etcd.put("/services/web/b", instance(1002));
+  ASSERT_TRUE(run_until(io, [&] { return first.output_stats().writes == 2 && second.output_stats().writes == 2; }));
+  EXPECT_EQ(read_file(lines.output), "10.1.0.1:1001\n10.1.0.1:1002\n");
+  EXPECT_EQ(etcd.watches().size(), 1u);
+
+  EXPECT_TRUE(testing::stop_and_join(io, first));
+  EXPECT_TRUE(testing::stop_and_join(io, second));
+  EXPECT_TRUE(testing::stop_and_join(io, catalog));
   writer.join();
   std::filesystem::remove_all(dir);
 }

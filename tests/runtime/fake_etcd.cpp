@@ -117,10 +117,34 @@ asio::awaitable<RangeResult> FakeEtcd::range(RangeQuery query) {
     out.status = EtcdStatus::failure(kUnavailable, "fake etcd: unavailable");
     co_return out;
   }
-  const WatchCreate range{.key = query.key, .range_end = query.range_end};
-  for (const auto& [key, kv] : kvs_) {
-    if (in_range(key, range)) out.kvs.push_back(kv);
+  if (before_range) before_range(ranges_);
+  if (query.revision > 0 && query.revision < compacted_) {
+    out.status = EtcdStatus::failure(11 /* OUT_OF_RANGE */, "etcdserver: mvcc: required revision has been compacted");
+    co_return out;
   }
+  // A read at a past revision sees the store as it was then: replayed from the history.
+  std::map<std::string, core::KvInput> past;
+  if (query.revision > 0 && query.revision < revision_) {
+    for (const auto& ev : history_) {
+      if (ev.kv.mod_revision > query.revision) break;
+      if (ev.type == core::EventInput::Type::kDelete) {
+        past.erase(ev.kv.key);
+      } else {
+        past[ev.kv.key] = ev.kv;
+      }
+    }
+  }
+  const auto& store = query.revision > 0 && query.revision < revision_ ? past : kvs_;
+  const WatchCreate range{.key = query.key, .range_end = query.range_end};
+  for (auto it = store.lower_bound(query.key); it != store.end(); ++it) {
+    if (!in_range(it->first, range)) break;  // from lower_bound(key) on, the first key outside ends the range
+    if (query.limit > 0 && static_cast<int64_t>(out.kvs.size()) == query.limit) {
+      out.more = true;
+      break;
+    }
+    out.kvs.push_back(it->second);
+  }
+  ++range_pages_;
   out.revision = revision_;
   out.cluster_id = cluster_id_;
   co_return out;

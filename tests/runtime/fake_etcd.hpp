@@ -109,6 +109,9 @@ class FakeEtcd final : public EtcdPort {
   }
   // For a fake owned by the code under test (a whole agent): the test's last look at the store.
   std::function<void(const FakeEtcd&)> on_destroy;
+  // Called as each Range is answered, before it reads the store (with the count of Ranges so far, this one
+  // included): a test changes or compacts the store between the pages of a paged read.
+  std::function<void(int range)> before_range;
 
   // EtcdPort: reads and watches (fake_etcd.cpp).
   asio::awaitable<RangeResult> range(RangeQuery query) override;
@@ -171,6 +174,7 @@ class FakeEtcd final : public EtcdPort {
   size_t opening() const;  // streams inside open() right now
   size_t open_watches() const;
   int ranges() const { return ranges_; }
+  int range_pages() const { return range_pages_; }  // Range calls answered
   const std::vector<std::shared_ptr<FakeKeepalive>>& keepalives() const { return keepalives_; }
   int grants() const { return grants_; }
   int guarded_puts() const { return guarded_puts_; }
@@ -203,6 +207,7 @@ class FakeEtcd final : public EtcdPort {
   bool hold_opens_ = false;
   int failing_ranges_ = 0;
   int ranges_ = 0;
+  int range_pages_ = 0;
   size_t opening_ = 0;
   std::vector<std::shared_ptr<FakeWatch>> watches_;
 

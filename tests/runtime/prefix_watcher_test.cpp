@@ -17,7 +17,7 @@ using testing::FakeEtcd;
 using testing::run_until;
 using testing::stop_and_join;
 
-class RecordingSink final : public PrefixSink {
+class RecordingSink final : public WholeSnapshotSink {
  public:
   void on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) override {
     state.clear();

@@ -14,6 +14,7 @@ void read_etcd(Reader& r, const Entry& section, EtcdSpec& etcd);           // et
 void read_lease(Reader& r, const Entry& section, Duration& ttl);           // agent_section.cpp
 void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // agent_section.cpp
 void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
+void read_catalog(Reader& r, const Entry& section, CatalogSpec& catalog);  // catalog_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
 // `services[i].checks`                                                       health_section.cpp
 void read_checks(Reader& r, const Entry& section, const std::string& path, std::vector<CheckSpec>& out);
