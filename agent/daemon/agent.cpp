@@ -161,6 +161,7 @@ void Agent::watch_manifest_file() {
 }
 
 int Agent::run() {
+  set_large_allocations_unmapped_on_free();
   if (!load_templates(manifest_, &templates_)) return kExitConfig;
   start_time_unix_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 

@@ -1,5 +1,6 @@
 #include "agent/daemon/startup_pages.hpp"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -57,6 +58,11 @@ ReleasedPages release_clean_file_pages() {
     }
   }
   return released;
+}
+
+void set_large_allocations_unmapped_on_free() {
+  constexpr int kThreshold = 1024 * 1024;
+  ::mallopt(M_MMAP_THRESHOLD, kThreshold);  // also fixes the trim threshold: no dynamic adjustment at all
 }
 
 }  // namespace sidecar::daemon

@@ -21,4 +21,10 @@ struct ReleasedPages {
 // anonymous (copied-on-write, e.g. relocated RELRO) page, so nothing the process changed can be lost.
 ReleasedPages release_clean_file_pages();
 
+// Allocations of 1 MiB and more (a rendered file of thousands of instances, a page of a paged Range) get
+// their own mapping and go back to the kernel when freed. glibc's default raises that threshold to the
+// size of the last such block freed (up to 32 MiB), after which a 7 MB file buffer lives in the heap and
+// its pages stay resident after free. Called once at start, before anything big is allocated.
+void set_large_allocations_unmapped_on_free();
+
 }  // namespace sidecar::daemon

@@ -84,9 +84,23 @@ class FileOutput {
   asio::steady_timer wake_;
   core::Backoff retry_backoff_{{std::chrono::milliseconds(200), std::chrono::milliseconds(5000), 2.0, 0.2}};
   std::optional<std::chrono::steady_clock::time_point> retry_at_;
-  Bytes scratch_;       // the next render goes here; the buffer last_written_ held before, pages warm
-  Bytes last_written_;  // bytes known to be on disk
-  Bytes rejected_;      // bytes check_command refused; not re-checked until they change
+  // What a rendered file is remembered by: its length and two 64-bit hashes. Keeping the bytes themselves
+  // cost a second copy of every file (15 MB at 100,000 instances); a false "unchanged" needs both hashes
+  // of a different file of the same length to collide.
+  struct Digest {
+    size_t size = 0;
+    size_t h1 = 0;
+    size_t h2 = 0;
+    bool operator==(const Digest&) const = default;
+  };
+  static Digest digest_of(const std::string& bytes);
+  // Buffers up to this size are kept for the next render (warm pages); larger ones are freed after each
+  // write, so a 100,000-instance file does not stay resident between writes.
+  static constexpr size_t kKeepBufferBytes = 2 * 1024 * 1024;
+
+  Bytes scratch_;                          // the next render goes here
+  std::optional<Digest> last_written_;     // the file known to be on disk
+  std::optional<Digest> rejected_;         // what check_command refused; not re-checked until it changes
   bool on_change_owed_ = false;
   std::chrono::steady_clock::time_point on_change_owed_since_{};  // the first write it is owed for
   bool failing_ = false;

@@ -30,7 +30,7 @@ TEST_F(FleetIdle, HundredThousandInstancesIdleThreeMinutesWithoutAStreamRestart)
 
   agent_ = AgentProcess::start_in(dir_.path(), manifest(with_ttl("10s")), {"--log-level", "info"});
   ASSERT_NE(agent_, nullptr);
-  const std::string synced = "discover fault-svc: synced ";
+  const std::string synced = "catalog fault-svc: synced ";
   ASSERT_TRUE(agent_->wait_for_output(synced, 60s)) << "the first read of 100,000 instances never finished";
   const auto file_has = [&](const std::string& id) {
     const auto doc = read_json_file(discovery_file());

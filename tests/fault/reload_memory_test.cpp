@@ -39,7 +39,7 @@ class ReloadMemory : public FaultTest {
         << "reload " << n << " was not applied";
     if (with_big) {
       const size_t synced = (n + 1) / 2;
-      ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("discover big: synced 2000 instance(s)") >= synced; },
+      ASSERT_TRUE(wait_until([&] { return agent_->count_in_output("catalog big: synced 2000 instance(s)") >= synced; },
                              10s))
           << "the big discovery of reload " << n << " never synced";
     }

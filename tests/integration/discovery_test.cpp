@@ -368,7 +368,7 @@ TEST_F(Discovery, StoppedAgentCatchesUpAfterCompaction) {
   // Otherwise this test would only show that buffered events are applied, which the others already do.
   // (The agent currently logs this resync as "revision went back (header revision 0 ...)": etcd's compacted
   // cancel carries a zero header revision, and needs_resync() looks at the header before canceled().)
-  EXPECT_GE(agent_->count_in_output("discover order-service: synced "), 2u)
+  EXPECT_GE(agent_->count_in_output("catalog order-service: synced "), 2u)
       << "the agent never re-read the prefix: the churn was too small to make its watcher fall behind";
 }
 
