@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/daemon/agent_internal.hpp"
+#include "agent/runtime/catalog_report.hpp"
 
 // The admin endpoint's view of the agent: the snapshot sources, the reload metrics and the drain hooks.
 namespace sidecar::daemon {
@@ -34,6 +35,10 @@ void Agent::setup_admin() {
     out.push_back({"etcd_sidecar_config_info", "The running manifest; the value is always 1",
                    core::MetricType::kGauge, {{{{"path", config_.path}, {"hash", config_.hash}}, 1.0}}, {}});
   });
+  admin_->handlers().metric_collectors.push_back(
+      [this](std::vector<core::MetricFamily>& out) { runtime::collect_catalog_metrics(*catalog_, out); });
+  admin_->handlers().status_decorators.push_back(
+      [this](nlohmann::json& doc) { runtime::add_catalog_status(*catalog_, doc); });
   admin_->handlers().status_decorators.push_back([this](nlohmann::json& doc) {
     doc["drained"] = registrar_ != nullptr && registrar_->drained();
     doc["reloads"] = {{"applied", reloads_}, {"failed", reload_failures_}};

@@ -67,6 +67,22 @@ TEST_F(Catalog, TwoDiscoverEntriesOfOneServiceShareOneEtcdWatcher) {
   // Three entries, two services: two watchers in etcd (one per service), not three.
   ASSERT_TRUE(wait_until([&] { return etcd_watchers() == 2.0; }, 5s)) << "etcd counts " << etcd_watchers().value_or(-1);
   EXPECT_EQ(agent_->count_in_output("catalog order-service: synced "), 1u);
+
+  // The admin endpoint shows the sharing: one catalog entry with two consumers, its index the put's.
+  const auto port = admin_port_from_log(agent_->output());
+  ASSERT_TRUE(port);
+  const auto status = http_request(*port, "GET", "/v1/status");
+  ASSERT_EQ(status.status, 200);
+  const json catalog = json::parse(status.body)["catalog"];
+  ASSERT_EQ(catalog["services"].size(), 2u) << catalog.dump();
+  EXPECT_EQ(catalog["services"][0]["name"], "order-service");
+  EXPECT_EQ(catalog["services"][0]["consumers"], 2);
+  EXPECT_EQ(catalog["services"][0]["instances"], 1);
+  EXPECT_EQ(catalog["services"][0]["index"], (*doc)["revision"]);
+  const auto metrics = parse_prometheus(http_request(*port, "GET", "/metrics").body);
+  EXPECT_TRUE(metrics.errors.empty());
+  EXPECT_EQ(metrics.value("etcd_sidecar_catalog_services", {{"origin", "subscribed"}}), 2.0);
+  EXPECT_EQ(metrics.value("etcd_sidecar_catalog_instances", {{"service", "order-service"}}), 1.0);
 }
 
 TEST_F(Catalog, AFreshAgentReadsTwelveThousandInstancesInPagesAndListsThemAll) {
