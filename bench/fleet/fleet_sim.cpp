@@ -124,6 +124,9 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<sidecar::etcd::Client>> client_set;
   std::vector<std::unique_ptr<sidecar::runtime::EtcdClientPort>> port_set;  // the watchers' view of each client
   std::vector<std::unique_ptr<sidecar::runtime::Registrar>> registrars;
+  // One catalog per simulated agent, as each agent process has its own; made before the discoveries that
+  // subscribe to them, so destroyed after them.
+  std::vector<std::unique_ptr<sidecar::runtime::Catalog>> catalogs;
   std::vector<std::unique_ptr<sidecar::runtime::Discovery>> discoveries;
   std::vector<std::filesystem::path> files;
   const auto started = Clock::now();
@@ -151,7 +154,8 @@ int main(int argc, char** argv) {
       spec.wait_max = 0ms;
       files.emplace_back(spec.output);
       auto& port = *port_set[static_cast<size_t>(i % clients)];
-      discoveries.push_back(std::make_unique<sidecar::runtime::Discovery>(io, port, writer, spec, "/services", "",
+      catalogs.push_back(std::make_unique<sidecar::runtime::Catalog>(io, port, sidecar::runtime::CatalogOptions{}));
+      discoveries.push_back(std::make_unique<sidecar::runtime::Discovery>(io, *catalogs.back(), writer, spec, "",
                                                                           std::set<std::string>{}));
       discoveries.back()->start();
     }
