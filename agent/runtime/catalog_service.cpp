@@ -33,19 +33,20 @@ void CatalogService::notify(const CatalogChange& change) {
 }
 
 void CatalogService::wake_sync_waiters() {
-  for (auto* t : sync_waiters_) t->cancel();
-  sync_waiters_.clear();
+  for (auto* t : sync_->waiters) t->cancel();
+  sync_->waiters.clear();
 }
 
 asio::awaitable<bool> CatalogService::wait_synced(std::chrono::milliseconds timeout) {
-  if (synced()) co_return true;
+  auto state = sync_;  // the frame's own reference: `this` may be gone when the timer completes
+  if (state->synced) co_return true;
   if (stopping_) co_return false;
   asio::steady_timer timer(io_, timeout);
-  sync_waiters_.push_back(&timer);
+  state->waiters.push_back(&timer);
   boost::system::error_code ec;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  std::erase(sync_waiters_, &timer);  // the timeout fired: still listed
-  const bool ok = synced();
+  std::erase(state->waiters, &timer);  // the timeout fired: still listed
+  const bool ok = state->synced;
   co_return ok;
 }
 
@@ -58,7 +59,7 @@ void CatalogService::note_invalid(const std::string& id, const std::string& reas
 }
 
 void CatalogService::snapshot_done(int64_t revision) {
-  const bool first = !watcher_.stats().synced || index_ == 0;
+  const bool first = index_ == 0;
   auto result = set_.finish_reset(revision);
   for (const auto& [id, reason] : result.invalid) note_invalid(id, reason);
   // Forget warnings for ids that are gone or valid now, so a later bad value is reported again.
@@ -70,6 +71,7 @@ void CatalogService::snapshot_done(int64_t revision) {
   // reader holding a larger index is answered at once (as Consul's blocking queries treat an index reset).
   if (first || result.changed) index_ = revision;
   spdlog::info("catalog {}: synced {} instance(s) at revision {}", name_, set_.size(), revision);
+  sync_->synced = true;
   wake_sync_waiters();
   CatalogChange change{.snapshot = true, .changed = result.changed ? 1u : 0u, .ids = nullptr};
   notify(change);

@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -81,7 +82,13 @@ class CatalogService final : public PrefixSink {
   core::EndpointSet set_;
   int64_t index_ = 0;
   std::vector<CatalogListener*> listeners_;
-  std::vector<asio::steady_timer*> sync_waiters_;  // each lives in a waiting wait_synced() frame
+  // Shared with the wait_synced() frames: one resumed after this service was stopped and destroyed reads
+  // only this state, never the service.
+  struct SyncState {
+    std::vector<asio::steady_timer*> waiters;  // each lives in a waiting wait_synced() frame
+    bool synced = false;
+  };
+  std::shared_ptr<SyncState> sync_ = std::make_shared<SyncState>();
   std::unordered_map<std::string, std::string> warned_invalid_;  // id -> reason already logged
   std::vector<std::string> batch_ids_;  // reused per event batch
   CatalogServiceStats stats_;

@@ -642,6 +642,8 @@ TEST_F(Discovery, EtcdOutageLeavesTheFileUntouched) {
   struct stat st_before {};
   ASSERT_EQ(::stat(output_.c_str(), &st_before), 0);
 
+  // The log line of a write follows its rename: wait for it, or the count below misses that write.
+  ASSERT_TRUE(wait_until([&] { return agent_->count_in_output(kWrote) >= 1; }, 5s));
   const std::size_t writes_before = agent_->count_in_output(kWrote);
   etcd_->kill9();
   // Sampled (so a transient truncation would be caught) until the agent has lost its watch and failed to

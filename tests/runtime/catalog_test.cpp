@@ -237,5 +237,30 @@ TEST(Catalog, ALookupGivesUpAfterItsTimeoutWhileEtcdIsSilent) {
   EXPECT_TRUE(testing::join(io, scope));
 }
 
+TEST(Catalog, ALookupWaitingForTheFirstSyncEndsWhenTheCatalogStops) {
+  asio::io_context io;
+  FakeEtcd etcd(io);
+  etcd.set_silent(true, 2s);
+  auto o = options();
+  o.watch.range_timeout = 50ms;
+  Catalog catalog(io, etcd, o);
+  catalog.start();
+  TaskScope scope(io, "test lookups");
+  std::optional<Catalog::Lookup> got;
+  auto lookup = [&]() -> asio::awaitable<void> {
+    auto r = co_await catalog.lookup("quiet", 10s);
+    got = std::move(r);
+  };
+  scope.spawn("lookup", lookup());
+  ASSERT_TRUE(run_until(io, [&] { return catalog.find("quiet") != nullptr; }));
+  const auto stopped_at = std::chrono::steady_clock::now();
+  catalog.stop();
+  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
+  EXPECT_EQ(got->status, Catalog::Lookup::Status::kStopping);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 1s);  // not its 10 s timeout
+  EXPECT_TRUE(testing::join(io, catalog));
+  EXPECT_TRUE(testing::join(io, scope));
+}
+
 }  // namespace
 }  // namespace sidecar::runtime
