@@ -49,6 +49,17 @@ bool stop_and_join(asio::io_context& io, Catalog& catalog) {
   return testing::join(io, catalog);
 }
 
+// Runs one lookup in the test's scope; `result` is set when it has answered.
+struct LookupProbe {
+  std::optional<Catalog::Lookup> result;
+  size_t instances = 0;  // read while the answer is valid: before the probe's coroutine suspends again
+  asio::awaitable<void> run(Catalog& catalog, std::string service, std::chrono::milliseconds timeout) {
+    auto r = co_await catalog.lookup(std::move(service), timeout);
+    if (r.service != nullptr) instances = r.service->set().size();
+    result = std::move(r);
+  }
+};
+
 TEST(Catalog, TwoConsumersOfOneServiceShareOneWatch) {
   asio::io_context io;
   FakeEtcd etcd(io);
@@ -162,17 +173,11 @@ TEST(Catalog, ALookupStartsAWatchAnswersOnceSyncedAndItExpiresWhenIdle) {
   Catalog catalog(io, etcd, options(5000, {.idle_timeout = 10min, .max_services = 10}));
   catalog.start();
   TaskScope scope(io, "test lookups");
-  std::optional<Catalog::Lookup> got;
-  size_t size = 0;
-  auto lookup = [&]() -> asio::awaitable<void> {
-    auto r = co_await catalog.lookup("pay", 500ms);
-    if (r.service != nullptr) size = r.service->set().size();
-    got = std::move(r);
-  };
-  scope.spawn("lookup", lookup());
-  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
-  EXPECT_EQ(got->status, Catalog::Lookup::Status::kOk);
-  EXPECT_EQ(size, 1u);
+  LookupProbe probe;
+  scope.spawn("lookup", probe.run(catalog, "pay", 500ms));
+  ASSERT_TRUE(run_until(io, [&] { return probe.result.has_value(); }));
+  EXPECT_EQ(probe.result->status, Catalog::Lookup::Status::kOk);
+  EXPECT_EQ(probe.instances, 1u);
   ASSERT_TRUE(run_until(io, [&] { return etcd.open_watches() == 1; }));
   EXPECT_EQ(catalog.policy().on_demand(), 1u);
 
@@ -194,18 +199,14 @@ TEST(Catalog, ALookupPastMaxServicesIsRefusedWithAReason) {
   Catalog catalog(io, etcd, options(5000, {.idle_timeout = 10min, .max_services = 1}));
   catalog.start();
   TaskScope scope(io, "test lookups");
-  std::vector<Catalog::Lookup> got;
-  auto lookup = [&](std::string name) -> asio::awaitable<void> {
-    auto r = co_await catalog.lookup(std::move(name), 500ms);
-    got.push_back(std::move(r));
-  };
-  scope.spawn("first", lookup("a"));
-  ASSERT_TRUE(run_until(io, [&] { return got.size() == 1; }));
-  scope.spawn("second", lookup("b"));
-  ASSERT_TRUE(run_until(io, [&] { return got.size() == 2; }));
-  EXPECT_EQ(got[0].status, Catalog::Lookup::Status::kOk);
-  EXPECT_EQ(got[1].status, Catalog::Lookup::Status::kRefused);
-  EXPECT_NE(got[1].error.find("catalog.max_services"), std::string::npos) << got[1].error;
+  LookupProbe first, second;
+  scope.spawn("first", first.run(catalog, "a", 500ms));
+  ASSERT_TRUE(run_until(io, [&] { return first.result.has_value(); }));
+  scope.spawn("second", second.run(catalog, "b", 500ms));
+  ASSERT_TRUE(run_until(io, [&] { return second.result.has_value(); }));
+  EXPECT_EQ(first.result->status, Catalog::Lookup::Status::kOk);
+  EXPECT_EQ(second.result->status, Catalog::Lookup::Status::kRefused);
+  EXPECT_NE(second.result->error.find("catalog.max_services"), std::string::npos) << second.result->error;
   EXPECT_EQ(catalog.stats().refused_total, 1u);
   EXPECT_EQ(etcd.watches().size(), 1u);
   EXPECT_TRUE(stop_and_join(io, catalog));
@@ -221,15 +222,11 @@ TEST(Catalog, ALookupGivesUpAfterItsTimeoutWhileEtcdIsSilent) {
   Catalog catalog(io, etcd, o);
   catalog.start();
   TaskScope scope(io, "test lookups");
-  std::optional<Catalog::Lookup> got;
-  auto lookup = [&]() -> asio::awaitable<void> {
-    auto r = co_await catalog.lookup("quiet", 50ms);
-    got = std::move(r);
-  };
+  LookupProbe probe;
   const auto started = std::chrono::steady_clock::now();
-  scope.spawn("lookup", lookup());
-  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
-  EXPECT_EQ(got->status, Catalog::Lookup::Status::kNotSynced);
+  scope.spawn("lookup", probe.run(catalog, "quiet", 50ms));
+  ASSERT_TRUE(run_until(io, [&] { return probe.result.has_value(); }));
+  EXPECT_EQ(probe.result->status, Catalog::Lookup::Status::kNotSynced);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
   EXPECT_NE(catalog.find("quiet"), nullptr);  // still watched: the next lookup may find it synced
   etcd.set_silent(false);
@@ -246,17 +243,13 @@ TEST(Catalog, ALookupWaitingForTheFirstSyncEndsWhenTheCatalogStops) {
   Catalog catalog(io, etcd, o);
   catalog.start();
   TaskScope scope(io, "test lookups");
-  std::optional<Catalog::Lookup> got;
-  auto lookup = [&]() -> asio::awaitable<void> {
-    auto r = co_await catalog.lookup("quiet", 10s);
-    got = std::move(r);
-  };
-  scope.spawn("lookup", lookup());
+  LookupProbe probe;
+  scope.spawn("lookup", probe.run(catalog, "quiet", 10s));
   ASSERT_TRUE(run_until(io, [&] { return catalog.find("quiet") != nullptr; }));
   const auto stopped_at = std::chrono::steady_clock::now();
   catalog.stop();
-  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
-  EXPECT_EQ(got->status, Catalog::Lookup::Status::kStopping);
+  ASSERT_TRUE(run_until(io, [&] { return probe.result.has_value(); }));
+  EXPECT_EQ(probe.result->status, Catalog::Lookup::Status::kStopping);
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 1s);  // not its 10 s timeout
   EXPECT_TRUE(testing::join(io, catalog));
   EXPECT_TRUE(testing::join(io, scope));
