@@ -65,7 +65,7 @@ ResetResult EndpointSet::reset(std::vector<KvInput> snapshot, int64_t revision) 
     inst.mod_revision = kv.mod_revision;
     inst.create_revision = kv.create_revision;
     inst.lease = kv.lease;
-    if (!inst.valid()) result.invalid.emplace_back(inst.id, inst.error);
+    if (!inst.valid()) result.invalid.emplace_back(inst.id, inst.error());
     std::string key = inst.id;
     fresh.insert_or_assign(std::move(key), std::move(inst));
   }
@@ -139,7 +139,7 @@ ApplyResult EndpointSet::apply(const EventInput& ev) {
   inst.lease = ev.kv.lease;
   if (!inst.valid()) {
     result.invalid = true;
-    result.reason = inst.error;
+    result.reason = inst.error();
   }
 
   if (it == entries_.end()) {

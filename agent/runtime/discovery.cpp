@@ -2,16 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/core/selection.hpp"
 #include "agent/output/render.hpp"
 
 namespace sidecar::runtime {
 
 Discovery::Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer,
                      const core::DiscoverSpec& spec, const std::string& etcd_prefix, std::string template_text,
-                     std::set<std::string> self_ids)
+                     std::set<std::string> self_ids, std::string local_zone, std::string seed)
     : spec_(spec),
       template_text_(std::move(template_text)),
       self_ids_(std::move(self_ids)),
+      local_zone_(std::move(local_zone)),
+      seed_(std::move(seed)),
       set_(etcd_prefix + "/" + spec.service + "/"),
       watcher_(io, etcd, set_.key_prefix(), *this),
       output_(io, writer,
@@ -24,18 +27,7 @@ Discovery::Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& wr
                                 .check_command = spec.check_command,
                                 .on_change = spec.on_change,
                                 .command_timeout = spec.command_timeout},
-              [this](std::string& out) { return render(out); }) {
-  if (spec_.format == core::OutputFormat::kJson) json_.emplace();
-}
-
-void Discovery::sync_json(const std::string& id) {
-  const core::Instance* inst = set_.find(id);
-  if (inst != nullptr && inst->valid() && !excluded(id)) {
-    json_->upsert(id, output::json_fragment(*inst));
-  } else {
-    json_->erase(id);
-  }
-}
+              [this](std::string& out) { return render(out); }) {}
 
 void Discovery::start() {
   output_.start();
@@ -62,14 +54,6 @@ void Discovery::note_invalid(const std::string& id, const std::string& reason) {
 
 void Discovery::on_snapshot(std::vector<core::KvInput> kvs, int64_t revision) {
   auto result = set_.reset(std::move(kvs), revision);
-  if (json_) {
-    std::vector<std::pair<std::string, std::string>> items;
-    items.reserve(set_.size());
-    for (const auto* inst : set_.sorted()) {
-      if (!excluded(inst->id)) items.emplace_back(inst->id, output::json_fragment(*inst));
-    }
-    json_->assign(std::move(items));
-  }
   for (const auto& [id, reason] : result.invalid) note_invalid(id, reason);
   // Forget warnings for ids that are gone or valid now, so a later bad value is reported again.
   std::erase_if(warned_invalid_, [this](const auto& entry) {
@@ -86,7 +70,6 @@ void Discovery::on_events(const std::vector<core::EventInput>& events) {
   std::size_t changed = 0;  // how many keys: one change is written at once, several are paced as a burst
   for (const auto& ev : events) {
     auto r = set_.apply(ev);
-    if (json_ && !r.foreign && !r.duplicate) sync_json(r.id);
     if (r.invalid) {
       note_invalid(r.id, r.reason);
     } else if (!r.foreign && !r.duplicate) {
@@ -100,12 +83,12 @@ void Discovery::on_events(const std::vector<core::EventInput>& events) {
 }
 
 bool Discovery::render(std::string& out) {
-  std::vector<const core::Instance*> instances;
-  if (!json_) {
-    instances = set_.sorted();
-    std::erase_if(instances, [this](const core::Instance* i) { return excluded(i->id); });
-  }
-  const size_t count = json_ ? json_->size() : instances.size();
+  // Selected and sorted per write, from the set (no per-instance cache: the file is rendered from this list
+  // by render.cpp's direct encoder). min_instances applies to what the selector kept.
+  std::vector<const core::Instance*> instances = set_.sorted();
+  std::erase_if(instances, [this](const core::Instance* i) { return excluded(i->id); });
+  instances = core::select_instances(instances, spec_.select, local_zone_, spec_.sort, seed_);
+  const size_t count = instances.size();
   if (static_cast<int>(count) < spec_.min_instances) {
     ++stats_.below_min_total;
     if (!warned_below_min_) {
@@ -118,10 +101,6 @@ bool Discovery::render(std::string& out) {
   if (warned_below_min_) {
     spdlog::info("discover {}: back to {} instance(s), at or above min_instances", spec_.service, count);
     warned_below_min_ = false;
-  }
-  if (json_) {
-    output::render_json_list(out, spec_.service, set_.revision(), *json_);
-    return true;
   }
   if (auto error = output::render_into(out, spec_, spec_.service, set_.revision(), instances, template_text_)) {
     spdlog::error("discover {}: {}; keeping the last written {}", spec_.service, *error, spec_.output);

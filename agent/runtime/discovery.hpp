@@ -9,7 +9,6 @@
 
 #include "agent/core/endpoint_set.hpp"
 #include "agent/core/manifest.hpp"
-#include "agent/output/json_list.hpp"
 #include "agent/runtime/file_output.hpp"
 #include "agent/runtime/prefix_watcher.hpp"
 
@@ -25,8 +24,10 @@ struct DiscoveryStats {
 class Discovery final : public PrefixSink {
  public:
   // `self_ids`: ids this agent registers under the same service, left out when include_self is false.
+  // `local_zone`: the agent's zone (`select: {zone: local}`); `seed`: per-host text for sort: random-stable.
   Discovery(asio::io_context& io, EtcdPort& etcd, asio::thread_pool& writer, const core::DiscoverSpec& spec,
-            const std::string& etcd_prefix, std::string template_text, std::set<std::string> self_ids);
+            const std::string& etcd_prefix, std::string template_text, std::set<std::string> self_ids,
+            std::string local_zone = {}, std::string seed = {});
   void start();
   void stop();
   // Completes once the watch and the output loop have ended (after stop()); then this may be destroyed.
@@ -44,15 +45,14 @@ class Discovery final : public PrefixSink {
  private:
   bool render(std::string& out);
   bool excluded(const std::string& id) const { return !spec_.include_self && self_ids_.count(id) > 0; }
-  void sync_json(const std::string& id);
   void note_invalid(const std::string& id, const std::string& reason);
 
   core::DiscoverSpec spec_;
   std::string template_text_;
   std::set<std::string> self_ids_;
   core::EndpointSet set_;
-  // kJson only: the encoded instances, updated per event, so a write does not re-walk the whole set.
-  std::optional<output::JsonList> json_;
+  std::string local_zone_;
+  std::string seed_;
   PrefixWatcher watcher_;
   FileOutput output_;
   std::unordered_map<std::string, std::string> warned_invalid_;  // id -> reason already logged

@@ -2,6 +2,8 @@
 // Thread: pure; called by parse_manifest on the caller's thread, with that parse's Reader.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,11 @@ void read_lease(Reader& r, const Entry& section, Duration& ttl);           // ag
 void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // agent_section.cpp
 void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
+// A map of scalar values (`metadata:` of a service or a selector), stringified.  services_section.cpp
+void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out);
+// `zone:`/`region:` text (services and agent): nullopt after reporting a bad one.     services_section.cpp
+std::optional<std::string> read_locality(Reader& r, const Entry& e, const std::string& field);
+void read_agent(Reader& r, const Entry& section, AgentSpec& agent);         // agent_section.cpp
 // `services[i].checks`                                                       health_section.cpp
 void read_checks(Reader& r, const Entry& section, const std::string& path, std::vector<CheckSpec>& out);
 void read_discover(Reader& r, const Entry& section, std::vector<DiscoverSpec>& out);  // discover_section.cpp

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "agent/core/instance.hpp"
 #include "agent/core/manifest/sections.hpp"
 
@@ -5,8 +7,51 @@ namespace sidecar::core::manifest {
 
 namespace {
 
-constexpr std::string_view kServiceKeys[] = {"name",         "id",     "address",       "port",
-                                             "metadata",     "value_format", "checks", "initial_status"};
+constexpr std::string_view kServiceKeys[] = {"name",   "id",     "address", "port",   "metadata",     "value_format",
+                                             "checks", "ports",  "tags",    "weight", "zone",         "region",
+                                             "initial_status"};
+
+// `ports: {http: 8080, grpc: 9090}`. A repeated name is reported at the repeat (YAML would let it win).
+void read_ports(Reader& r, const Entry& section, const std::string& path, std::map<std::string, int>& out) {
+  if (!section.value.IsMap()) {
+    r.error(section.value, path, "expected a map of name: port, got " + describe(section.value));
+    return;
+  }
+  std::map<std::string, int> first_line;
+  for (auto it = section.value.begin(); it != section.value.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    const std::string key = key_node.IsScalar() ? key_node.Scalar() : std::string();
+    const std::string field = join_path(path, key);
+    if (!valid_port_name(key)) {
+      r.error(key_node, path, "port name " + describe(key_node) + " must be 1-15 of [a-z0-9-] (like 'http', 'grpc')");
+      continue;
+    }
+    if (!r.first_occurrence(first_line, key, r.location(key_node), field)) continue;
+    if (auto v = r.integer(Entry{key, key_node, it->second}, field, 1, 65535)) out[key] = static_cast<int>(*v);
+  }
+}
+
+void read_tags(Reader& r, const Entry& section, const std::string& path, std::vector<std::string>& out) {
+  if (!section.value.IsSequence()) {
+    r.error(section.value, path, "expected a list of tags, got " + describe(section.value));
+    return;
+  }
+  for (std::size_t i = 0; i < section.value.size(); ++i) {
+    const YAML::Node item = section.value[i];
+    const std::string field = index_path(path, i);
+    const auto v = r.text(Entry{"", item, item}, field, Need::kNonEmpty, "a tag");
+    if (!v) continue;
+    if (!valid_label(*v)) {
+      r.error(item, field, "tag '" + *v + "' must be 1-64 of [A-Za-z0-9._-]");
+      continue;
+    }
+    out.push_back(*v);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+}  // namespace
 
 void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out) {
   if (!section.value.IsMap()) {
@@ -33,7 +78,16 @@ void read_metadata(Reader& r, const Entry& section, const std::string& path, std
   }
 }
 
-}  // namespace
+// `zone:`/`region:` of a service or of the agent: optional, expanded, [A-Za-z0-9._-]{1,64}.
+std::optional<std::string> read_locality(Reader& r, const Entry& e, const std::string& field) {
+  std::optional<std::string> v = r.text(e, field, Need::kOptional);
+  if (!v || v->empty()) return v;
+  if (!valid_label(*v)) {
+    r.error(e.value, field, "must be 1-64 of [A-Za-z0-9._-], got '" + *v + "'");
+    return std::nullopt;
+  }
+  return v;
+}
 
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out) {
   std::map<std::pair<std::string, std::string>, int> first_line;
@@ -65,6 +119,17 @@ void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& ou
       if (auto v = r.integer(*e, join_path(path, "port"), 1, 65535)) spec.port = static_cast<int>(*v);
     }
     if (const Entry* e = map.get("metadata")) read_metadata(r, *e, join_path(path, "metadata"), spec.metadata);
+    if (const Entry* e = map.get("ports")) read_ports(r, *e, join_path(path, "ports"), spec.ports);
+    if (const Entry* e = map.get("tags")) read_tags(r, *e, join_path(path, "tags"), spec.tags);
+    if (const Entry* e = map.get("weight")) {
+      if (auto v = r.integer(*e, join_path(path, "weight"), kMinWeight, kMaxWeight)) spec.weight = static_cast<int>(*v);
+    }
+    if (const Entry* e = map.get("zone")) {
+      if (auto v = read_locality(r, *e, join_path(path, "zone"))) spec.zone = std::move(*v);
+    }
+    if (const Entry* e = map.get("region")) {
+      if (auto v = read_locality(r, *e, join_path(path, "region"))) spec.region = std::move(*v);
+    }
     if (const Entry* e = map.get("value_format")) {
       static constexpr Choice<ValueFormat> kFormats[] = {{"sidecar", ValueFormat::kSidecarJson},
                                                          {"etcd-endpoints", ValueFormat::kEtcdEndpoints}};
