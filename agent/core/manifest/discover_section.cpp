@@ -16,19 +16,6 @@ constexpr std::string_view kDiscoverKeys[] = {"service", "output",        "forma
 constexpr std::string_view kWaitKeys[] = {"min", "max", "holdoff"};
 constexpr std::string_view kSelectKeys[] = {"tags", "metadata", "zone", "min_local", "states"};
 
-// A list of scalars; each item handed to `each(entry, field)`.
-template <typename Each>
-void read_list(Reader& r, const Entry& section, const std::string& path, std::string_view noun, Each&& each) {
-  if (!section.value.IsSequence()) {
-    r.error(section.value, path, "expected a list of " + std::string(noun) + ", got " + describe(section.value));
-    return;
-  }
-  for (std::size_t i = 0; i < section.value.size(); ++i) {
-    const YAML::Node item = section.value[i];
-    each(Entry{"", item, item}, index_path(path, i));
-  }
-}
-
 void read_select(Reader& r, const Entry& section, const std::string& path, Selector& select) {
   const std::optional<MapView> map = r.open_map(section.value, path, kSelectKeys);
   if (!map) return;

@@ -27,6 +27,20 @@ void read_checks(Reader& r, const Entry& section, const std::string& path, std::
 void read_discover(Reader& r, const Entry& section, std::vector<DiscoverSpec>& out);  // discover_section.cpp
 void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out);      // config_section.cpp
 
+// Each item of the list section `section`, handed to `each(item_entry, "<path>[i]")`; anything but a list is
+// reported ("expected a list of <noun>").
+template <typename Each>
+void read_list(Reader& r, const Entry& section, const std::string& path, std::string_view noun, Each&& each) {
+  if (!section.value.IsSequence()) {
+    r.error(section.value, path, "expected a list of " + std::string(noun) + ", got " + describe(section.value));
+    return;
+  }
+  for (std::size_t i = 0; i < section.value.size(); ++i) {
+    const YAML::Node item = section.value[i];
+    each(Entry{"", item, item}, index_path(path, i));
+  }
+}
+
 // The file a discover or config entry writes and what happens around each write: `output:` (required, one
 // writer per file), `mode:`, `on_change:` and `command_timeout:`. The two specs keep their own fields (the
 // public structs stay as they are), so this points at them.

@@ -11,42 +11,50 @@ constexpr std::string_view kServiceKeys[] = {"name",   "id",     "address", "por
                                              "checks", "ports",  "tags",    "weight", "zone",         "region",
                                              "initial_status"};
 
-// `ports: {http: 8080, grpc: 9090}`. A repeated name is reported at the repeat (YAML would let it win).
-void read_ports(Reader& r, const Entry& section, const std::string& path, std::map<std::string, int>& out) {
+// Each entry of the map section `section` whose key is acceptable (`key_problem` returns nullopt; else its
+// message is reported at the key) and not a repeat (YAML would let a repeated key silently win).
+template <typename KeyProblem, typename Each>
+void read_map_entries(Reader& r, const Entry& section, const std::string& path, std::string_view expected,
+                      KeyProblem&& key_problem, Each&& each) {
   if (!section.value.IsMap()) {
-    r.error(section.value, path, "expected a map of name: port, got " + describe(section.value));
+    r.error(section.value, path, "expected " + std::string(expected) + ", got " + describe(section.value));
     return;
   }
   std::map<std::string, int> first_line;
   for (auto it = section.value.begin(); it != section.value.end(); ++it) {
     const YAML::Node key_node = it->first;
-    const std::string key = key_node.IsScalar() ? key_node.Scalar() : std::string();
-    const std::string field = join_path(path, key);
-    if (!valid_port_name(key)) {
-      r.error(key_node, path, "port name " + describe(key_node) + " must be 1-15 of [a-z0-9-] (like 'http', 'grpc')");
+    if (const std::optional<std::string> problem = key_problem(key_node)) {
+      r.error(key_node, path, *problem);
       continue;
     }
+    const std::string key = key_node.Scalar();
+    const std::string field = join_path(path, key);
     if (!r.first_occurrence(first_line, key, r.location(key_node), field)) continue;
-    if (auto v = r.integer(Entry{key, key_node, it->second}, field, 1, 65535)) out[key] = static_cast<int>(*v);
+    each(Entry{key, key_node, it->second}, field);
   }
 }
 
+// `ports: {http: 8080, grpc: 9090}`.
+void read_ports(Reader& r, const Entry& section, const std::string& path, std::map<std::string, int>& out) {
+  const auto key_problem = [](const YAML::Node& key) -> std::optional<std::string> {
+    if (key.IsScalar() && valid_port_name(key.Scalar())) return std::nullopt;
+    return "port name " + describe(key) + " must be 1-15 of [a-z0-9-] (like 'http', 'grpc')";
+  };
+  read_map_entries(r, section, path, "a map of name: port", key_problem, [&](const Entry& e, const std::string& field) {
+    if (auto v = r.integer(e, field, 1, 65535)) out[e.key] = static_cast<int>(*v);
+  });
+}
+
 void read_tags(Reader& r, const Entry& section, const std::string& path, std::vector<std::string>& out) {
-  if (!section.value.IsSequence()) {
-    r.error(section.value, path, "expected a list of tags, got " + describe(section.value));
-    return;
-  }
-  for (std::size_t i = 0; i < section.value.size(); ++i) {
-    const YAML::Node item = section.value[i];
-    const std::string field = index_path(path, i);
-    const auto v = r.text(Entry{"", item, item}, field, Need::kNonEmpty, "a tag");
-    if (!v) continue;
+  read_list(r, section, path, "tags", [&](const Entry& item, const std::string& field) {
+    const auto v = r.text(item, field, Need::kNonEmpty, "a tag");
+    if (!v) return;
     if (!valid_label(*v)) {
-      r.error(item, field, "tag '" + *v + "' must be 1-64 of [A-Za-z0-9._-]");
-      continue;
+      r.error(item.value, field, "tag '" + *v + "' must be 1-64 of [A-Za-z0-9._-]");
+      return;
     }
     out.push_back(*v);
-  }
+  });
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
 }
@@ -54,28 +62,17 @@ void read_tags(Reader& r, const Entry& section, const std::string& path, std::ve
 }  // namespace
 
 void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out) {
-  if (!section.value.IsMap()) {
-    r.error(section.value, path, "expected a map of strings, got " + describe(section.value));
-    return;
-  }
-  std::map<std::string, int> first_line;
-  for (auto it = section.value.begin(); it != section.value.end(); ++it) {
-    const YAML::Node key_node = it->first;
-    if (!key_node.IsScalar() || key_node.Scalar().empty()) {
-      r.error(key_node, path, "metadata keys must be non-empty strings, got " + describe(key_node));
-      continue;
+  const auto key_problem = [](const YAML::Node& key) -> std::optional<std::string> {
+    if (key.IsScalar() && !key.Scalar().empty()) return std::nullopt;
+    return "metadata keys must be non-empty strings, got " + describe(key);
+  };
+  read_map_entries(r, section, path, "a map of strings", key_problem, [&](const Entry& e, const std::string& field) {
+    if (e.value.IsNull()) {
+      r.error(e.key_node, field, "has no value (write \"\" for an empty string)");
+      return;
     }
-    const std::string key = key_node.Scalar();
-    const std::string field = join_path(path, key);
-    const SourceLocation where = r.location(key_node);
-    if (!r.first_occurrence(first_line, key, where, field)) continue;
-    const Entry entry{key, key_node, it->second};
-    if (entry.value.IsNull()) {
-      r.error(key_node, field, "has no value (write \"\" for an empty string)");
-      continue;
-    }
-    if (auto v = r.text(entry, field, Need::kOptional, "a string, number or boolean")) out[key] = std::move(*v);
-  }
+    if (auto v = r.text(e, field, Need::kOptional, "a string, number or boolean")) out[e.key] = std::move(*v);
+  });
 }
 
 // `zone:`/`region:` of a service or of the agent: optional, expanded, [A-Za-z0-9._-]{1,64}.
