@@ -19,13 +19,96 @@ std::string comparable_text(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// Index just past the JSON string starting at text[i] (a '"'), or npos when it does not end.
+size_t skip_string(std::string_view text, size_t i) {
+  for (++i; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Index just past the JSON value starting at text[i], or npos when malformed.
+size_t skip_value(std::string_view text, size_t i) {
+  if (i >= text.size()) return std::string_view::npos;
+  if (text[i] == '"') return skip_string(text, i);
+  if (text[i] == '{' || text[i] == '[') {
+    int depth = 0;
+    while (i < text.size()) {
+      const char c = text[i];
+      if (c == '"') {
+        i = skip_string(text, i);
+        if (i == std::string_view::npos) return i;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+      ++i;
+    }
+    return std::string_view::npos;
+  }
+  while (i < text.size() && text[i] != ',' && text[i] != '}') ++i;
+  return i;
+}
+
+enum class Lookup { kFound, kAbsent, kUnsure };
+
+// The raw text of `key`'s value in a compact JSON object (metadata_json, as nlohmann dumps it), without
+// parsing the object: selecting over 100,000 instances would otherwise build 100,000 json trees per write.
+// kUnsure when the text is not what dump() writes or the key would need escaping: the caller parses.
+Lookup top_level_field(std::string_view object, std::string_view key, std::string_view& value) {
+  if (key.find_first_of("\"\\") != std::string_view::npos ||
+      std::any_of(key.begin(), key.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+    return Lookup::kUnsure;
+  }
+  if (object.size() < 2 || object.front() != '{') return Lookup::kUnsure;
+  size_t i = 1;
+  if (object[i] == '}') return Lookup::kAbsent;
+  while (i < object.size()) {
+    if (object[i] != '"') return Lookup::kUnsure;
+    const size_t key_end = skip_string(object, i);
+    if (key_end == std::string_view::npos || key_end >= object.size() || object[key_end] != ':') return Lookup::kUnsure;
+    const std::string_view raw_key = object.substr(i + 1, key_end - i - 2);
+    const size_t value_end = skip_value(object, key_end + 1);
+    if (value_end == std::string_view::npos || value_end >= object.size()) return Lookup::kUnsure;
+    if (raw_key == key) {
+      value = object.substr(key_end + 1, value_end - key_end - 1);
+      return Lookup::kFound;
+    }
+    if (object[value_end] == '}') return Lookup::kAbsent;
+    if (object[value_end] != ',') return Lookup::kUnsure;
+    i = value_end + 1;
+  }
+  return Lookup::kUnsure;
+}
+
+// Whether the raw JSON value text compares equal to `wanted` (see comparable_text).
+bool raw_value_equals(std::string_view raw, const std::string& wanted) {
+  const bool plain_string = raw.size() >= 2 && raw.front() == '"' && raw.find('\\') == std::string_view::npos;
+  if (plain_string) return raw.substr(1, raw.size() - 2) == wanted;
+  const bool scalar = !raw.empty() && raw.front() != '"' && raw.front() != '{' && raw.front() != '[';
+  if (scalar) return raw == wanted;  // numbers, true/false/null: dump() wrote exactly this text
+  const json parsed = json::parse(raw, nullptr, false);
+  return !parsed.is_discarded() && comparable_text(parsed) == wanted;
+}
+
 bool metadata_matches(const Instance& instance, const std::map<std::string, std::string>& wanted) {
   if (wanted.empty()) return true;
-  // Cheap reject before parsing: a key that is not even in the text cannot match. Most instances of a
-  // large set fail here, so selecting 100,000 instances does not parse 100,000 metadata objects.
+  bool unsure = false;
   for (const auto& [key, value] : wanted) {
-    if (instance.metadata_json.find(key) == std::string::npos) return false;
+    std::string_view raw;
+    switch (top_level_field(instance.metadata_json, key, raw)) {
+      case Lookup::kAbsent: return false;
+      case Lookup::kFound:
+        if (!raw_value_equals(raw, value)) return false;
+        break;
+      case Lookup::kUnsure: unsure = true; break;
+    }
   }
+  if (!unsure) return true;
   const json metadata = instance.metadata();
   for (const auto& [key, value] : wanted) {
     const auto it = metadata.find(key);

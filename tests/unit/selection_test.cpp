@@ -95,6 +95,33 @@ TEST_F(Selection, MetadataMatchesStringsAndTheTextOfNumbersAndBooleans) {
   EXPECT_THAT(ids(s), IsEmpty());
 }
 
+TEST_F(Selection, MetadataMatchesOnlyTopLevelKeysWhateverTheTextAround) {
+  add("nested", R"("metadata":{"a":{"version":"1.2.0"},"version":"2"})");
+  add("quoted", R"("metadata":{"note":"\"version\":\"1.2.0\"","z":1})");
+  add("escaped", R"("metadata":{"version":"1.2.0\n"})");
+  add("unicode", R"("metadata":{"v\u00e9rsion":"1.2.0","version":"1.2.0"})");
+  add("list", R"("metadata":{"l":[1,"}"],"version":"1.2.0"})");
+  Selector s;
+  s.metadata = {{"version", "1.2.0"}};
+  EXPECT_THAT(ids(s), ElementsAre("list", "unicode"));  // id order
+  s.metadata = {{"version", "1.2.0\n"}};
+  EXPECT_THAT(ids(s), ElementsAre("escaped"));
+  s.metadata = {{"l", R"([1,"}"])"}};
+  EXPECT_THAT(ids(s), ElementsAre("list"));
+  s.metadata = {{"v\u00e9rsion", "1.2.0"}};  // a key that is not plain ASCII is found too
+  EXPECT_THAT(ids(s), ElementsAre("unicode"));
+}
+
+TEST_F(Selection, MetadataTextNotWrittenByTheParserIsStillMatched) {
+  Instance odd = *add("odd", "");
+  odd.metadata_json = R"({ "version" : "1.2.0" })";  // spaces: not dump()'s shape, parsed instead
+  store_.push_back(odd);
+  all_ = {&store_.back()};
+  Selector s;
+  s.metadata = {{"version", "1.2.0"}};
+  EXPECT_THAT(ids(s), ElementsAre("odd"));
+}
+
 TEST_F(Selection, SeedStyleTopLevelFieldsMatchAsMetadata) {
   store_.push_back(parse_instance_value("n1", R"({"address":"h","port":1,"version":"1.2.0"})").instance);
   all_.push_back(&store_.back());
