@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/core/manifest.hpp"
+#include "agent/core/manifest_diff.hpp"
 #include "tests/unit/manifest_test_support.hpp"
 
 namespace sidecar::core {
@@ -209,6 +210,31 @@ discover:
     select: {zone: eu-1, min_local: 2}
 )");
   EXPECT_THAT(r.errors, ElementsAre(ErrorAt(4, 26, "discover[0].select.min_local", "zone: local")));
+}
+
+Manifest discover_manifest(const std::string& select, const std::string& agent_zone = "z1") {
+  auto r = parse("\nagent: {zone: " + agent_zone + "}\ndiscover:\n  - service: s\n    output: /tmp/o.json\n" + select);
+  EXPECT_TRUE(r.ok()) << all_errors(r);
+  return *r.manifest;
+}
+
+TEST(ManifestModel, ReloadRestartsADiscoveryWhoseSelectionChanged) {
+  const Manifest plain = discover_manifest("");
+  const Manifest tagged = discover_manifest("    select: {tags: [v2]}\n");
+  const Manifest sorted = discover_manifest("    sort: weight\n");
+  EXPECT_EQ(diff_manifests(plain, plain, {""}, {""}).discover_kept.size(), 1u);
+  EXPECT_EQ(diff_manifests(plain, tagged, {""}, {""}).discover_kept.size(), 0u);
+  EXPECT_EQ(diff_manifests(plain, sorted, {""}, {""}).discover_kept.size(), 0u);
+}
+
+TEST(ManifestModel, ReloadRestartsAZoneLocalDiscoveryWhenTheAgentZoneMoves) {
+  const std::string local = "    select: {zone: local}\n";
+  EXPECT_EQ(diff_manifests(discover_manifest(local, "z1"), discover_manifest(local, "z2"), {""}, {""})
+                .discover_kept.size(),
+            0u);
+  // Without zone: local the agent's zone does not matter to the entry.
+  EXPECT_EQ(diff_manifests(discover_manifest("", "z1"), discover_manifest("", "z2"), {""}, {""}).discover_kept.size(),
+            1u);
 }
 
 }  // namespace
