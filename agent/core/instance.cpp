@@ -128,8 +128,31 @@ std::optional<int> read_port_value(const json& j) {
   return std::nullopt;
 }
 
+// Instances of one service mostly carry the same tags, zone and ports: 100,000 instances in 3 zones need 3
+// extras blocks, not 100,000 (about 170 bytes each). A small per-thread table of recently built blocks
+// hands out an equal one when there is one. Results are the same either way, only the sharing differs;
+// the table holds at most kRecentExtras blocks.
+constexpr size_t kRecentExtras = 32;
+
+std::shared_ptr<const InstanceExtras> share_extras(std::shared_ptr<const InstanceExtras> fresh) {
+  thread_local std::vector<std::shared_ptr<const InstanceExtras>> recent;  // most recently used last
+  for (size_t i = recent.size(); i-- > 0;) {
+    if (*recent[i] == *fresh) {
+      std::shared_ptr<const InstanceExtras> found = recent[i];
+      if (i + 1 != recent.size()) {
+        recent.erase(recent.begin() + static_cast<std::ptrdiff_t>(i));
+        recent.push_back(found);
+      }
+      return found;
+    }
+  }
+  if (recent.size() == kRecentExtras) recent.erase(recent.begin());
+  recent.push_back(fresh);
+  return fresh;
+}
+
 // Reads ports, tags, zone and region of a JSON value; nullptr when it has none of them.
-std::shared_ptr<InstanceExtras> read_extras(const json& doc) {
+std::shared_ptr<const InstanceExtras> read_extras(const json& doc) {
   auto extras = std::make_shared<InstanceExtras>();
   if (const json* ports = find_field(doc, {"ports"}); ports != nullptr && ports->is_object()) {
     for (const auto& [name, value] : ports->items()) {
@@ -152,7 +175,7 @@ std::shared_ptr<InstanceExtras> read_extras(const json& doc) {
     }
   }
   if (extras->empty()) return nullptr;
-  return extras;
+  return share_extras(std::move(extras));
 }
 
 // The optional fields of encode_registration, appended only when not at their default.

@@ -1,5 +1,6 @@
 // Owns: the wire format of one service instance in etcd — encoding our registrations and decoding anyone's.
-// Thread: pure; no state, never throws (malformed values become Instance::error, not exceptions).
+// Thread: pure (no observable state: a small per-thread table only lets equal extras blocks be shared);
+//         never throws (malformed values become Instance::error(), not exceptions).
 #pragma once
 
 #include <cstddef>
@@ -63,8 +64,9 @@ struct Instance {
   int64_t mod_revision = 0;
   int64_t create_revision = 0;
   int64_t lease = 0;
-  // Null when the instance has none of the extras (the common case). Shared: copies of an instance (the
-  // set, a view's snapshot) point at one block, which is never modified once attached.
+  // Null when the instance has none of the extras (the common case). Shared and never modified once
+  // attached: copies of an instance point at one block, and parse_instance_value gives instances with
+  // equal extras (same tags, zone, ports) one block where it can.
   std::shared_ptr<const InstanceExtras> extras;
 
   bool valid() const { return extras == nullptr || extras->error.empty(); }

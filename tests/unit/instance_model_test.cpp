@@ -209,13 +209,26 @@ TEST(InstanceModel, SameRenderingSeesWeightStateAndExtras) {
   EXPECT_FALSE(a.same_rendering(parse(R"({"address":"h","port":1,"tags":["x"],"state":"warning"})").instance));
 }
 
+TEST(InstanceModel, InstancesWithEqualExtrasShareOneBlock) {
+  // 100,000 instances in a few zones must not cost 100,000 blocks.
+  const Instance a = parse(R"({"address":"10.0.0.1","port":1,"zone":"z1","tags":["v2"]})").instance;
+  const Instance other = parse(R"({"address":"10.0.0.3","port":1,"zone":"z2","tags":["v2"]})").instance;
+  const Instance b = parse(R"({"address":"10.0.0.2","port":2,"tags":["v2"],"zone":"z1"})").instance;
+  ASSERT_NE(a.extras, nullptr);
+  EXPECT_EQ(a.extras.get(), b.extras.get());
+  EXPECT_NE(a.extras.get(), other.extras.get());
+  EXPECT_EQ(other.zone(), "z2");
+}
+
 TEST(InstanceModel, SetErrorKeepsTheOtherExtrasAndDoesNotTouchCopies) {
   Instance a = parse(R"({"address":"h","port":1,"zone":"z"})").instance;
   const Instance copy = a;
+  const Instance sharing = parse(R"({"address":"h2","port":1,"zone":"z"})").instance;
   a.set_error("broken");
   EXPECT_FALSE(a.valid());
   EXPECT_EQ(a.zone(), "z");
   EXPECT_TRUE(copy.valid());
+  EXPECT_TRUE(sharing.valid());  // a shared block is copied, not changed
 }
 
 }  // namespace
