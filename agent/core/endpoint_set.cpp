@@ -87,7 +87,7 @@ ResetResult EndpointSet::finish_reset(int64_t revision) {
   for (const auto& [id, inst] : fresh) {
     if (inst.valid()) continue;
     ++invalid;
-    result.invalid.emplace_back(inst.id, inst.error);
+    result.invalid.emplace_back(inst.id, inst.error());
   }
 
   // Compare the valid projections in id order: a resync that finds the same set must not rewrite files.
@@ -157,7 +157,7 @@ ApplyResult EndpointSet::apply(const EventInput& ev) {
   inst.lease = ev.kv.lease;
   if (!inst.valid()) {
     result.invalid = true;
-    result.reason = inst.error;
+    result.reason = inst.error();
   }
 
   if (it == entries_.end()) {

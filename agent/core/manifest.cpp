@@ -25,8 +25,23 @@ std::string ManifestError::to_string() const {
 namespace manifest {
 namespace {
 
-constexpr std::string_view kTopLevelKeys[] = {"etcd", "lease", "services", "discover", "config", "admin", "shutdown",
-                                             "catalog"};
+constexpr std::string_view kTopLevelKeys[] = {"etcd",   "lease", "services", "discover",
+                                              "config", "admin", "shutdown", "agent",
+                                              "catalog"};
+
+// Without `agent: {zone}`, the agent is where its services are, when they all say the same.
+void default_agent_locality(Manifest& m) {
+  const auto shared = [&m](std::string ServiceSpec::*field) {
+    std::string value;
+    for (const ServiceSpec& s : m.services) {
+      if ((s.*field).empty() || (!value.empty() && value != s.*field)) return std::string();
+      value = s.*field;
+    }
+    return value;
+  };
+  if (m.agent.zone.empty()) m.agent.zone = shared(&ServiceSpec::zone);
+  if (m.agent.region.empty()) m.agent.region = shared(&ServiceSpec::region);
+}
 
 void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (!root.IsMap()) {
@@ -43,6 +58,8 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (const Entry* e = top->get("admin")) read_admin(r, *e, m.admin);
   if (const Entry* e = top->get("shutdown")) read_shutdown(r, *e, m.drain_delay);
   if (const Entry* e = top->get("catalog")) read_catalog(r, *e, m.catalog);
+  if (const Entry* e = top->get("agent")) read_agent(r, *e, m.agent);
+  default_agent_locality(m);
 
   // Judged on what was written, not on what survived parsing, so a broken section is not also "nothing to do".
   const auto written = [&](std::string_view key) {

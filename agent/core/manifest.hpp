@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include "agent/core/selection.hpp"
+
 namespace sidecar::core {
 
 using Duration = std::chrono::milliseconds;
@@ -63,6 +65,11 @@ struct ServiceSpec {
   std::string address = "127.0.0.1";          // default 127.0.0.1
   int port = 0;                               // required, 1..65535
   std::map<std::string, std::string> metadata;  // scalar values only, stringified
+  std::map<std::string, int> ports;           // `ports: {grpc: 9090}` named ports, [a-z0-9-]{1,15} -> 1..65535
+  std::vector<std::string> tags;              // `tags: [v2]`, [A-Za-z0-9._-]{1,64}, sorted and unique
+  int weight = 1;                             // `weight:` 1..10000
+  std::string zone;                           // optional, [A-Za-z0-9._-]{1,64}
+  std::string region;                         // optional, same charset
   ValueFormat value_format = ValueFormat::kSidecarJson;
   std::vector<CheckSpec> checks;              // all must pass for the key to be published
   // critical: published only after every check has risen; passing: published at once, until checks fall.
@@ -86,6 +93,8 @@ struct DiscoverSpec {
   std::string check_command;                  // optional; {{staged}} replaced by the staged path
   std::string on_change;                      // optional; run after each new file
   Duration command_timeout{30000};            // for check_command and on_change
+  Selector select;                            // `select:` which instances the file lists
+  SortOrder sort = SortOrder::kId;            // `sort: id|weight|random-stable`
   SourceLocation where;
 };
 
@@ -141,8 +150,16 @@ struct ListenAddress {
 };
 ListenAddress parse_listen_address(std::string_view text);
 
+// `agent: {zone, region}`: where this agent runs, for `select: {zone: local}`. When `zone:` is not written
+// it is the zone every service of the manifest shares, if they all name one (else none).
+struct AgentSpec {
+  std::string zone;
+  std::string region;
+};
+
 struct Manifest {
   std::string source;                          // file name the manifest was read from
+  AgentSpec agent;
   EtcdSpec etcd;
   Duration lease_ttl{10000};                   // `lease: {ttl: 10s}`; >= 1s (etcd has second granularity), <= 1h
   std::vector<ServiceSpec> services;

@@ -17,7 +17,8 @@ auto check_tie(const CheckSpec& c) {
 
 auto discovery_tie(const DiscoverSpec& d) {
   return std::tie(d.service, d.output, d.format, d.template_path, d.mode, d.include_self, d.min_instances,
-                  d.wait_min, d.wait_max, d.wait_holdoff, d.check_command, d.on_change, d.command_timeout);
+                  d.wait_min, d.wait_max, d.wait_holdoff, d.check_command, d.on_change, d.command_timeout,
+                  d.select, d.sort);
 }
 
 auto config_tie(const ConfigSpec& c) {
@@ -125,6 +126,8 @@ ManifestDiff diff_manifests(const Manifest& old_m, const Manifest& new_m, const 
         const DiscoverSpec& a = old_m.discover[o];
         const DiscoverSpec& b = new_m.discover[n];
         if (!same_discovery(a, b) || template_at(old_templates, o) != template_at(new_templates, n)) return false;
+        // `zone: local` means the agent's zone: when that moves, so does the selection.
+        if (b.select.zone && *b.select.zone == kLocalZone && old_m.agent.zone != new_m.agent.zone) return false;
         // Without include_self the discovery filters our own ids: a changed set of them is a changed discovery.
         return a.include_self || self_ids(old_m, a.service) == self_ids(new_m, b.service);
       },

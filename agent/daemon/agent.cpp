@@ -6,6 +6,7 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 #include "agent/core/instance.hpp"
 #include "agent/core/manifest_diff.hpp"
@@ -25,6 +26,13 @@ void print_dev_banner(const core::Manifest& m) {
             << " get --prefix " << m.etcd.prefix << "/\n";
   for (const auto& d : m.discover) std::cout << "Discovered " << d.service << " instances: " << d.output << "\n";
   std::cout << "Ctrl-C deregisters and stops.\n" << std::endl;
+}
+
+// The seed of `sort: random-stable`: stable across restarts of this host, different on the next one.
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return {};
+  return name;
 }
 
 }  // namespace
@@ -129,7 +137,8 @@ std::unique_ptr<runtime::HealthMonitor> Agent::make_health(const core::ServiceSp
 
 std::unique_ptr<runtime::Discovery> Agent::make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl) {
   const auto& spec = m.discover[i];
-  return std::make_unique<runtime::Discovery>(io_, *catalog_, writer_, spec, tmpl, core::self_ids(m, spec.service));
+  return std::make_unique<runtime::Discovery>(io_, *catalog_, writer_, spec, tmpl, core::self_ids(m, spec.service),
+                                              m.agent.zone, host_name());
 }
 
 runtime::CatalogOptions Agent::catalog_options(const core::Manifest& m) {

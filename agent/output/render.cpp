@@ -4,6 +4,7 @@
 #include <cctype>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 
 #include <kainjow/mustache.hpp>
@@ -36,14 +37,16 @@ void append_quoted(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// Only valid instances, in id order. The caller normally passes EndpointSet::sorted() (already ordered),
-// so the sort is skipped in the common case.
-std::vector<const core::Instance*> ordered(const std::vector<const core::Instance*>& in) {
+// Only valid instances; in id order unless the spec sorts otherwise (then the caller's order is kept: it
+// comes from select_instances). The caller normally passes EndpointSet::sorted() (already ordered), so
+// the sort is skipped in the common case.
+std::vector<const core::Instance*> ordered(const std::vector<const core::Instance*>& in, core::SortOrder order) {
   std::vector<const core::Instance*> out;
   out.reserve(in.size());
   for (const auto* inst : in) {
     if (inst != nullptr && inst->valid()) out.push_back(inst);
   }
+  if (order != core::SortOrder::kId) return out;
   auto by_id = [](const core::Instance* a, const core::Instance* b) { return a->id < b->id; };
   if (!std::is_sorted(out.begin(), out.end(), by_id)) std::sort(out.begin(), out.end(), by_id);
   return out;
@@ -59,6 +62,46 @@ void append_fragment(std::string& out, const core::Instance& inst) {
   out += ",\"metadata\":";
   // Already compact, sorted JSON produced by parse_instance_value: spliced, not re-parsed.
   out += inst.metadata_json.empty() ? std::string_view("{}") : std::string_view(inst.metadata_json);
+  // The rich fields only when not at their default, as in the stored value: a plain set renders the
+  // bytes it always did.
+  if (!inst.ports().empty()) {
+    out += ",\"ports\":{";
+    bool first = true;
+    for (const auto& [name, port] : inst.ports()) {
+      if (!first) out += ',';
+      first = false;
+      append_quoted(out, name);
+      out += ':';
+      out += std::to_string(port);
+    }
+    out += '}';
+  }
+  if (!inst.tags().empty()) {
+    out += ",\"tags\":[";
+    bool first = true;
+    for (const auto& tag : inst.tags()) {
+      if (!first) out += ',';
+      first = false;
+      append_quoted(out, tag);
+    }
+    out += ']';
+  }
+  if (inst.weight != core::kDefaultWeight) {
+    out += ",\"weight\":";
+    out += std::to_string(inst.weight);
+  }
+  if (!inst.zone().empty()) {
+    out += ",\"zone\":";
+    append_quoted(out, inst.zone());
+  }
+  if (!inst.region().empty()) {
+    out += ",\"region\":";
+    append_quoted(out, inst.region());
+  }
+  if (inst.state != core::InstanceState::kPassing) {
+    out += ",\"state\":";
+    append_quoted(out, core::to_string(inst.state));
+  }
   out += '}';
 }
 
@@ -142,36 +185,67 @@ std::string slug(std::string_view id) {
 
 std::string identity(const std::string& s) { return s; }
 
+mustache::data text(std::string value) { return mustache::data{std::move(value)}; }
+
 mustache::data make_item(const core::Instance& inst, size_t index, size_t count) {
   mustache::data item{mustache::data::type::object};
-  item["id"] = mustache::data{inst.id};
-  item["slug"] = mustache::data{slug(inst.id)};
-  item["address"] = mustache::data{inst.address};
-  item["port"] = mustache::data{std::to_string(inst.port)};
-  item["endpoint"] = mustache::data{inst.endpoint()};
-  item["index"] = mustache::data{std::to_string(index)};
+  item["id"] = text(inst.id);
+  item["slug"] = text(slug(inst.id));
+  item["address"] = text(inst.address);
+  item["port"] = text(std::to_string(inst.port));
+  item["endpoint"] = text(inst.endpoint());
+  item["index"] = text(std::to_string(index));
   item["first"] = mustache::data{index == 0};
   item["last"] = mustache::data{index + 1 == count};
   item["metadata"] = to_data(inst.metadata());
+  item["weight"] = text(std::to_string(inst.weight));
+  item["state"] = text(std::string(core::to_string(inst.state)));
+  // Absent zone/region are false, so {{#zone}}…{{/zone}} can guard them.
+  item["zone"] = inst.zone().empty() ? mustache::data{false} : text(inst.zone());
+  item["region"] = inst.region().empty() ? mustache::data{false} : text(inst.region());
+  mustache::data tags{mustache::data::type::list};
+  for (const auto& tag : inst.tags()) tags.push_back(text(tag));
+  item["tags"] = std::move(tags);
+  mustache::data ports{mustache::data::type::object};
+  mustache::data port_list{mustache::data::type::list};
+  for (const auto& [name, port] : inst.ports()) {
+    ports[name] = text(std::to_string(port));
+    mustache::data entry{mustache::data::type::object};
+    entry["name"] = text(name);
+    entry["port"] = text(std::to_string(port));
+    port_list.push_back(std::move(entry));
+  }
+  item["ports"] = std::move(ports);
+  item["port_list"] = std::move(port_list);
   return item;
 }
 
+// One list of instances in the context: the top-level "instances", or those of one zone or one tag.
+struct Group {
+  std::vector<const core::Instance*> members;
+  const mustache::data* placeholders = nullptr;  // the list of `true` placeholders standing for them
+};
+
 // A kainjow data tree costs ~4 KB per instance (an unordered_map per object, a heap string per field);
-// 100k instances would need 400 MB. Instead "instances" is a list of allocation-free placeholders, and
-// this context swaps each placeholder for its real object while the section is rendering that element,
+// 100k instances would need 400 MB. Instead each instance list is a list of allocation-free placeholders,
+// and this context swaps a placeholder for its real object while the section is rendering that element,
 // so one instance is materialised at a time. Lookup rules are kainjow's own (innermost scope first,
 // dotted names walk objects, "." is the current element).
 class LazyInstancesContext final : public mustache::basic_context<std::string> {
  public:
-  LazyInstancesContext(const mustache::data* root, const mustache::data* placeholders,
-                       const std::vector<const core::Instance*>& list)
-      : placeholders_(placeholders), list_(list) {
+  LazyInstancesContext(const mustache::data* root, const std::vector<Group>& groups) : groups_(groups) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const auto& items = groups_[g].placeholders->list_value();
+      if (!items.empty()) by_address_.emplace(&items.front(), g);
+    }
     push(root);
   }
 
   void push(const mustache::data* data) override {
-    if (auto index = placeholder_index(data)) {
-      owned_.push_back(std::make_unique<mustache::data>(make_item(*list_[*index], *index, list_.size())));
+    if (auto found = placeholder(data)) {
+      const Group& group = groups_[found->first];
+      owned_.push_back(std::make_unique<mustache::data>(
+          make_item(*group.members[found->second], found->second, group.members.size())));
       stack_.push_back({owned_.back().get(), true});
     } else {
       stack_.push_back({data, false});
@@ -213,19 +287,34 @@ class LazyInstancesContext final : public mustache::basic_context<std::string> {
     bool owned;
   };
 
-  std::optional<size_t> placeholder_index(const mustache::data* data) const {
-    const auto& items = placeholders_->list_value();
-    if (items.empty()) return std::nullopt;
+  // (group, index in the group) when `data` is one of the placeholders.
+  std::optional<std::pair<size_t, size_t>> placeholder(const mustache::data* data) const {
+    auto it = by_address_.upper_bound(data);
+    if (it == by_address_.begin()) return std::nullopt;
+    --it;
+    const auto& items = groups_[it->second].placeholders->list_value();
     std::less<const mustache::data*> before;
-    if (before(data, &items.front()) || before(&items.back(), data)) return std::nullopt;
-    return static_cast<size_t>(data - &items.front());
+    if (before(&items.back(), data)) return std::nullopt;
+    return std::pair(it->second, static_cast<size_t>(data - &items.front()));
   }
 
-  const mustache::data* placeholders_;
-  const std::vector<const core::Instance*>& list_;
+  const std::vector<Group>& groups_;
+  std::map<const mustache::data*, size_t, std::less<>> by_address_;  // first placeholder -> group
   std::vector<Frame> stack_;
   std::vector<std::unique_ptr<mustache::data>> owned_;
 };
+
+mustache::data placeholders_for(size_t count) {
+  mustache::data list{mustache::data::type::list};
+  for (size_t i = 0; i < count; ++i) list.push_back(mustache::data{true});
+  return list;
+}
+
+std::string total_weight(const std::vector<const core::Instance*>& list) {
+  uint64_t total = 0;
+  for (const auto* inst : list) total += inst->weight;
+  return std::to_string(total);
+}
 
 RenderResult render_template(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,
                              const std::vector<const core::Instance*>& list, const std::string& template_text) {
@@ -234,18 +323,53 @@ RenderResult render_template(const core::DiscoverSpec& spec, std::string_view se
   if (!tmpl.is_valid()) return {{}, "template " + name + ": " + tmpl.error_message()};
   tmpl.set_custom_escape(identity);
 
-  mustache::data root{mustache::data::type::object};
-  root["service"] = mustache::data{std::string(service)};
-  root["service_env"] = mustache::data{env_name(service)};
-  root["revision"] = mustache::data{std::to_string(revision)};
-  root["count"] = mustache::data{std::to_string(list.size())};
-  root["empty"] = mustache::data{list.empty()};
-  // References into an unordered_map stay valid as other keys are added.
-  mustache::data& placeholders = root["instances"];
-  placeholders = mustache::data{mustache::data::type::list};
-  for (size_t i = 0; i < list.size(); ++i) placeholders.push_back(mustache::data{true});
+  // Groups in the order of `list` (the selection's sort), keyed by zone / tag name (sorted).
+  std::map<std::string, std::vector<const core::Instance*>> zones;
+  std::map<std::string, std::vector<const core::Instance*>> tags;
+  for (const auto* inst : list) {
+    zones[inst->zone()].push_back(inst);
+    for (const auto& tag : inst->tags()) tags[tag].push_back(inst);
+  }
 
-  LazyInstancesContext ctx(&root, &placeholders, list);
+  mustache::data root{mustache::data::type::object};
+  root["service"] = text(std::string(service));
+  root["service_env"] = text(env_name(service));
+  root["revision"] = text(std::to_string(revision));
+  root["count"] = text(std::to_string(list.size()));
+  root["empty"] = mustache::data{list.empty()};
+  root["total_weight"] = text(total_weight(list));
+  std::vector<Group> groups;
+  groups.push_back({list, nullptr});
+  root["instances"] = placeholders_for(list.size());
+  mustache::data zone_list{mustache::data::type::list};
+  for (auto& [zone, members] : zones) {
+    mustache::data entry{mustache::data::type::object};
+    entry["zone"] = text(zone);
+    entry["count"] = text(std::to_string(members.size()));
+    entry["total_weight"] = text(total_weight(members));
+    entry["instances"] = placeholders_for(members.size());
+    zone_list.push_back(std::move(entry));
+    groups.push_back({std::move(members), nullptr});
+  }
+  root["zones"] = std::move(zone_list);
+  mustache::data tag_list{mustache::data::type::list};
+  for (auto& [tag, members] : tags) {
+    mustache::data entry{mustache::data::type::object};
+    entry["tag"] = text(tag);
+    entry["count"] = text(std::to_string(members.size()));
+    entry["instances"] = placeholders_for(members.size());
+    tag_list.push_back(std::move(entry));
+    groups.push_back({std::move(members), nullptr});
+  }
+  root["tags"] = std::move(tag_list);
+  // Addresses are taken once the tree is complete: nothing moves after this (references into an
+  // unordered_map stay valid, and the lists are not touched again).
+  groups[0].placeholders = root.get("instances");
+  size_t g = 1;
+  for (const auto& entry : root.get("zones")->list_value()) groups[g++].placeholders = entry.get("instances");
+  for (const auto& entry : root.get("tags")->list_value()) groups[g++].placeholders = entry.get("instances");
+
+  LazyInstancesContext ctx(&root, groups);
   std::string bytes = tmpl.render(ctx);
   if (!tmpl.is_valid()) return {{}, "template " + name + ": " + tmpl.error_message()};
   return {std::move(bytes), std::nullopt};
@@ -257,7 +381,7 @@ std::optional<std::string> render_into(std::string& out, const core::DiscoverSpe
                                        int64_t revision, const std::vector<const core::Instance*>& instances,
                                        const std::string& template_text) {
   try {
-    auto list = ordered(instances);
+    auto list = ordered(instances, spec.sort);
     switch (spec.format) {
       case core::OutputFormat::kJson:
         render_json(out, service, revision, list);
@@ -275,22 +399,6 @@ std::optional<std::string> render_into(std::string& out, const core::DiscoverSpe
   } catch (const std::exception& e) {  // allocation failure; nothing else here throws
     return std::string("render ") + std::string(service) + ": " + e.what();
   }
-}
-
-std::string json_fragment(const core::Instance& instance) {
-  std::string out;
-  out.reserve(48 + instance.id.size() + instance.address.size() + instance.metadata_json.size());
-  append_fragment(out, instance);
-  return out;
-}
-
-void render_json_list(std::string& out, std::string_view service, int64_t revision, JsonList& instances) {
-  out.clear();
-  // Sized exactly: growing a megabyte-sized string by doubling copies it several times over.
-  out.reserve(64 + service.size() + instances.text_size() + kJsonTail.size());
-  append_json_head(out, service, revision);
-  instances.append_to(out);
-  out += kJsonTail;
 }
 
 RenderResult render(const core::DiscoverSpec& spec, std::string_view service, int64_t revision,

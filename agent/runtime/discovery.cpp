@@ -2,16 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/core/selection.hpp"
 #include "agent/output/render.hpp"
 
 namespace sidecar::runtime {
 
 Discovery::Discovery(asio::io_context& io, Catalog& catalog, asio::thread_pool& writer,
-                     const core::DiscoverSpec& spec, std::string template_text, std::set<std::string> self_ids)
+                     const core::DiscoverSpec& spec, std::string template_text, std::set<std::string> self_ids,
+                     std::string local_zone, std::string seed)
     : catalog_(catalog),
       spec_(spec),
       template_text_(std::move(template_text)),
       self_ids_(std::move(self_ids)),
+      local_zone_(std::move(local_zone)),
+      seed_(std::move(seed)),
       output_(io, writer,
               FileOutputOptions{.name = "discover " + spec.service,
                                 .path = spec.output,
@@ -61,6 +65,8 @@ bool Discovery::render(std::string& out) {
   const auto& service = subscription_.service();
   std::vector<const core::Instance*> instances = service.set().sorted();
   std::erase_if(instances, [this](const core::Instance* i) { return excluded(i->id); });
+  // Selected and sorted per write (no per-instance cache); min_instances applies to what the selector kept.
+  instances = core::select_instances(instances, spec_.select, local_zone_, spec_.sort, seed_);
   const size_t count = instances.size();
   if (static_cast<int>(count) < spec_.min_instances) {
     ++below_min_total_;

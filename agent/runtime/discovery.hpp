@@ -21,8 +21,10 @@ struct DiscoveryStats {
 class Discovery final : public CatalogListener {
  public:
   // `self_ids`: ids this agent registers under the same service, left out when include_self is false.
+  // `local_zone`: the agent's zone (`select: {zone: local}`); `seed`: per-host text for sort: random-stable.
   Discovery(asio::io_context& io, Catalog& catalog, asio::thread_pool& writer, const core::DiscoverSpec& spec,
-            std::string template_text, std::set<std::string> self_ids);
+            std::string template_text, std::set<std::string> self_ids, std::string local_zone = {},
+            std::string seed = {});
   // Subscribes (sharing the service's watch with every other consumer of it) and starts the output.
   void start();
   void stop();
@@ -45,6 +47,8 @@ class Discovery final : public CatalogListener {
   core::DiscoverSpec spec_;
   std::string template_text_;
   std::set<std::string> self_ids_;
+  std::string local_zone_;
+  std::string seed_;
   FileOutput output_;
   Catalog::Subscription subscription_;
   bool warned_below_min_ = false;

@@ -25,6 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(!inst.address.empty());
       const auto meta = nlohmann::json::parse(inst.metadata_json, nullptr, false);
       FUZZ_CHECK(!meta.is_discarded() && meta.is_object());
+      FUZZ_CHECK(inst.weight >= core::kMinWeight && inst.weight <= core::kMaxWeight);
+      for (const auto& tag : inst.tags()) FUZZ_CHECK(core::valid_label(tag));
+      for (const auto& [name, port] : inst.ports()) FUZZ_CHECK(core::valid_port_name(name) && port >= 1 && port <= 65535);
+      FUZZ_CHECK(inst.zone().empty() || core::valid_label(inst.zone()));
       // The endpoint string splits back into the same host and port (IPv6 bracketed and unbracketed).
       const auto hp = core::split_host_port(inst.endpoint());
       FUZZ_CHECK(hp.has_value());
@@ -35,20 +39,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       spec.id = "fuzz-id";
       spec.address = inst.address;
       spec.port = inst.port;
+      spec.weight = inst.weight;
+      spec.tags = inst.tags();
+      spec.ports.insert(inst.ports().begin(), inst.ports().end());
+      spec.zone = inst.zone();
+      spec.region = inst.region();
       for (const auto& [k, v] : meta.items()) {
         if (v.is_string()) spec.metadata[k] = v.get<std::string>();
       }
       for (const auto format : {core::ValueFormat::kSidecarJson, core::ValueFormat::kEtcdEndpoints}) {
         spec.value_format = format;
-        const auto again = core::parse_instance_value("fuzz-id", core::encode_registration(spec));
+        const auto again = core::parse_instance_value("fuzz-id", core::encode_registration(spec, inst.state));
         FUZZ_CHECK(again.kind == core::ParsedValue::Kind::kInstance);
         FUZZ_CHECK(again.instance.address == inst.address && again.instance.port == inst.port);
+        // The rich fields survive our own encoding too.
+        FUZZ_CHECK(again.instance.weight == inst.weight && again.instance.state == inst.state);
+        FUZZ_CHECK(again.instance.tags() == inst.tags() && again.instance.ports() == inst.ports());
+        FUZZ_CHECK(again.instance.zone() == inst.zone() && again.instance.region() == inst.region());
       }
       break;
     }
     case core::ParsedValue::Kind::kInvalid:
     case core::ParsedValue::Kind::kDeleteMarker:
-      FUZZ_CHECK(!inst.error.empty());
+      FUZZ_CHECK(!inst.error().empty());
       break;
   }
 

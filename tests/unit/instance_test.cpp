@@ -67,7 +67,7 @@ TEST(EncodeRegistration, RoundTripsThroughParserForBothFormats) {
     ServiceSpec s = order_service();
     s.value_format = fmt;
     ParsedValue p = parse_instance_value("order-1", encode_registration(s));
-    ASSERT_EQ(p.kind, ParsedValue::Kind::kInstance) << p.instance.error;
+    ASSERT_EQ(p.kind, ParsedValue::Kind::kInstance) << p.instance.error();
     EXPECT_EQ(p.instance.address, "10.0.0.5");
     EXPECT_EQ(p.instance.port, 8080);
     EXPECT_EQ(p.instance.metadata_json, R"({"version":"1.2.3","zone":"eu-1"})");
@@ -130,13 +130,13 @@ TEST(ParseInstanceValue, EtcdEndpointsIpv6Addr) {
 TEST(ParseInstanceValue, EtcdEndpointsDeleteOpIsADeleteMarker) {
   ParsedValue p = parse_instance_value("x", R"({"Op":1,"Addr":"10.0.0.1:9000"})");
   EXPECT_EQ(p.kind, ParsedValue::Kind::kDeleteMarker);
-  EXPECT_NE(p.instance.error.find("Op"), std::string::npos);
+  EXPECT_NE(p.instance.error().find("Op"), std::string::npos);
 }
 
 TEST(ParseInstanceValue, UnknownOpIsInvalid) {
   ParsedValue p = parse_instance_value("x", R"({"Op":7,"Addr":"10.0.0.1:9000"})");
   EXPECT_EQ(p.kind, ParsedValue::Kind::kInvalid);
-  EXPECT_NE(p.instance.error.find("7"), std::string::npos);
+  EXPECT_NE(p.instance.error().find("7"), std::string::npos);
 }
 
 TEST(ParseInstanceValue, AddressWithEmbeddedPortNeedsNoPortField) {
@@ -181,7 +181,7 @@ TEST_P(ParseInstanceValueInvalid, IsKeptAsInvalidWithReason) {
   EXPECT_EQ(p.instance.id, "bad-1");
   EXPECT_TRUE(p.instance.address.empty());
   EXPECT_EQ(p.instance.port, 0);
-  EXPECT_NE(p.instance.error.find(c.reason_fragment), std::string::npos) << p.instance.error;
+  EXPECT_NE(p.instance.error().find(c.reason_fragment), std::string::npos) << p.instance.error();
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -215,7 +215,7 @@ TEST(ParseInstanceValue, OversizedValueIsInvalidWithoutParsing) {
   std::string big = R"({"address":"h","port":1,"metadata":{"pad":")" + std::string(70 * 1024, 'x') + "\"}}";
   ParsedValue p = parse_instance_value("x", big);
   EXPECT_EQ(p.kind, ParsedValue::Kind::kInvalid);
-  EXPECT_NE(p.instance.error.find("limit"), std::string::npos);
+  EXPECT_NE(p.instance.error().find("limit"), std::string::npos);
   // The same value passes with a higher limit: the size check is the only reason.
   EXPECT_EQ(parse_instance_value("x", big, 1 << 20).kind, ParsedValue::Kind::kInstance);
 }

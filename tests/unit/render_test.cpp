@@ -76,7 +76,7 @@ TEST(RenderJson, EmptySetIsAValidDocument) {
 
 TEST(RenderJson, SkipsInvalidInstances) {
   std::vector<Instance> v = {make("a", "h", 1), make("bad", "", 0)};
-  v[1].error = "not JSON";
+  v[1].set_error("not JSON");
   auto r = render(spec_of(core::OutputFormat::kJson), "s", 1, ptrs(v), "");
   auto doc = nlohmann::json::parse(r.bytes);
   ASSERT_EQ(doc["instances"].size(), 1u);
@@ -180,7 +180,8 @@ TEST(ValidateTemplate, AcceptsGoodAndReportsBadTemplates) {
 }
 
 TEST(ShippedTemplates, AllAreValid) {
-  for (const char* name : {"nginx-upstream.mustache", "haproxy-backend.mustache", "env.mustache"}) {
+  for (const char* name : {"nginx-upstream.mustache", "nginx-upstream-weighted.mustache", "haproxy-backend.mustache",
+                           "env.mustache"}) {
     auto err = validate_template(shipped_template(name));
     EXPECT_FALSE(err.has_value()) << name << ": " << err.value_or("");
   }

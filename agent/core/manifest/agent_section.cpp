@@ -7,6 +7,7 @@ namespace {
 constexpr std::string_view kLeaseKeys[] = {"ttl"};
 constexpr std::string_view kAdminKeys[] = {"listen", "enabled"};
 constexpr std::string_view kShutdownKeys[] = {"drain_delay"};
+constexpr std::string_view kAgentKeys[] = {"zone", "region"};
 constexpr Duration kMinLeaseTtl{1000};
 constexpr Duration kMaxLeaseTtl{60 * 60 * 1000};
 
@@ -59,6 +60,18 @@ void read_admin(Reader& r, const Entry& section, AdminSpec& admin) {
   }
   if (const Entry* e = map->get("enabled")) {
     if (const auto on = r.boolean(*e, join_path(path, "enabled")); on && !*on) admin.enabled = false;
+  }
+}
+
+void read_agent(Reader& r, const Entry& section, AgentSpec& agent) {
+  const std::string path = "agent";
+  const std::optional<MapView> map = r.open_map(section.value, path, kAgentKeys);
+  if (!map) return;
+  if (const Entry* e = map->get("zone")) {
+    if (auto v = read_locality(r, *e, join_path(path, "zone"))) agent.zone = std::move(*v);
+  }
+  if (const Entry* e = map->get("region")) {
+    if (auto v = read_locality(r, *e, join_path(path, "region"))) agent.region = std::move(*v);
   }
 }
 

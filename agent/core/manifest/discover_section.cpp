@@ -1,4 +1,7 @@
+#include <algorithm>
 #include <climits>
+
+#include "agent/core/instance.hpp"
 
 #include "agent/core/manifest/sections.hpp"
 
@@ -8,8 +11,53 @@ namespace {
 
 constexpr std::string_view kDiscoverKeys[] = {"service", "output",        "format",        "template",
                                               "mode",    "include_self",  "min_instances", "wait",
-                                              "check_command", "on_change", "command_timeout"};
+                                              "check_command", "on_change", "command_timeout",
+                                              "select",  "sort"};
 constexpr std::string_view kWaitKeys[] = {"min", "max", "holdoff"};
+constexpr std::string_view kSelectKeys[] = {"tags", "metadata", "zone", "min_local", "states"};
+
+void read_select(Reader& r, const Entry& section, const std::string& path, Selector& select) {
+  const std::optional<MapView> map = r.open_map(section.value, path, kSelectKeys);
+  if (!map) return;
+  if (const Entry* e = map->get("tags")) {
+    read_list(r, *e, join_path(path, "tags"), "tags", [&](const Entry& item, const std::string& field) {
+      if (auto v = r.text(item, field, Need::kNonEmpty, "a tag")) select.tags.push_back(std::move(*v));
+    });
+  }
+  if (const Entry* e = map->get("metadata")) read_metadata(r, *e, join_path(path, "metadata"), select.metadata);
+  if (const Entry* e = map->get("zone")) {
+    const std::string field = join_path(path, "zone");
+    if (auto v = r.text(*e, field, Need::kNonEmpty, "'local' or a zone name")) {
+      if (*v != kLocalZone && !valid_label(*v)) {
+        r.error(e->value, field, "must be 'local' or 1-64 of [A-Za-z0-9._-], got '" + *v + "'");
+      } else {
+        select.zone = std::move(*v);
+      }
+    }
+  }
+  if (const Entry* e = map->get("min_local")) {
+    const std::string field = join_path(path, "min_local");
+    if (auto v = r.integer(*e, field, 1, INT_MAX)) {
+      select.min_local = static_cast<int>(*v);
+      if (!select.zone || *select.zone != kLocalZone) {
+        r.error(e->key_node, field, "only applies with zone: local");
+      }
+    }
+  }
+  if (const Entry* e = map->get("states")) {
+    read_list(r, *e, join_path(path, "states"), "states", [&](const Entry& item, const std::string& field) {
+      static constexpr Choice<InstanceState> kStates[] = {{"passing", InstanceState::kPassing},
+                                                          {"warning", InstanceState::kWarning},
+                                                          {"maintenance", InstanceState::kMaintenance},
+                                                          {"draining", InstanceState::kDraining}};
+      if (auto v = r.choice<InstanceState>(item, field, kStates)) {
+        if (std::find(select.states.begin(), select.states.end(), *v) == select.states.end()) {
+          select.states.push_back(*v);
+        }
+      }
+    });
+  }
+}
 
 void read_wait(Reader& r, const Entry& section, const std::string& path, DiscoverSpec& spec) {
   const std::optional<MapView> map = r.open_map(section.value, path, kWaitKeys);
@@ -79,6 +127,13 @@ void read_discover(Reader& r, const Entry& section, std::vector<DiscoverSpec>& o
       if (auto v = r.integer(*e, join_path(path, "min_instances"), 0, INT_MAX)) spec.min_instances = static_cast<int>(*v);
     }
     if (const Entry* e = map.get("wait")) read_wait(r, *e, join_path(path, "wait"), spec);
+    if (const Entry* e = map.get("select")) read_select(r, *e, join_path(path, "select"), spec.select);
+    if (const Entry* e = map.get("sort")) {
+      static constexpr Choice<SortOrder> kSorts[] = {{"id", SortOrder::kId},
+                                                     {"weight", SortOrder::kWeight},
+                                                     {"random-stable", SortOrder::kRandomStable}};
+      if (auto v = r.choice<SortOrder>(*e, join_path(path, "sort"), kSorts)) spec.sort = *v;
+    }
     if (const Entry* e = map.get("check_command")) {
       const std::string field = join_path(path, "check_command");
       if (auto v = r.text(*e, field, Need::kOptional)) {

@@ -2,6 +2,8 @@
 // Thread: pure; called by parse_manifest on the caller's thread, with that parse's Reader.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,10 +18,29 @@ void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // ag
 void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
 void read_catalog(Reader& r, const Entry& section, CatalogSpec& catalog);  // catalog_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
+// A map of scalar values (`metadata:` of a service or a selector), stringified.  services_section.cpp
+void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out);
+// `zone:`/`region:` text (services and agent): nullopt after reporting a bad one.     services_section.cpp
+std::optional<std::string> read_locality(Reader& r, const Entry& e, const std::string& field);
+void read_agent(Reader& r, const Entry& section, AgentSpec& agent);         // agent_section.cpp
 // `services[i].checks`                                                       health_section.cpp
 void read_checks(Reader& r, const Entry& section, const std::string& path, std::vector<CheckSpec>& out);
 void read_discover(Reader& r, const Entry& section, std::vector<DiscoverSpec>& out);  // discover_section.cpp
 void read_config(Reader& r, const Entry& section, std::vector<ConfigSpec>& out);      // config_section.cpp
+
+// Each item of the list section `section`, handed to `each(item_entry, "<path>[i]")`; anything but a list is
+// reported ("expected a list of <noun>").
+template <typename Each>
+void read_list(Reader& r, const Entry& section, const std::string& path, std::string_view noun, Each&& each) {
+  if (!section.value.IsSequence()) {
+    r.error(section.value, path, "expected a list of " + std::string(noun) + ", got " + describe(section.value));
+    return;
+  }
+  for (std::size_t i = 0; i < section.value.size(); ++i) {
+    const YAML::Node item = section.value[i];
+    each(Entry{"", item, item}, index_path(path, i));
+  }
+}
 
 // The file a discover or config entry writes and what happens around each write: `output:` (required, one
 // writer per file), `mode:`, `on_change:` and `command_timeout:`. The two specs keep their own fields (the
