@@ -240,7 +240,7 @@ int Agent::run() {
   if (state_file_ && exit_code_ == kExitOk) asio::post(writer_, [this] { state_file_->remove(); });
   writer_.join();
   // A change that came while the last write ran, after the loop stopped: written now, the pool is idle.
-  if (health_file_ && health_write_again_) health_file_->save(core::encode_health_state(health_state_));
+  if (health_file_ && health_write_again_) write_health_state_now();
   return exit_code_;
 }
 

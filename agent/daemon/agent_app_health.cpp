@@ -133,7 +133,9 @@ nlohmann::json Agent::on_maintenance(const core::MaintenanceRequest& request) {
       record.maintenance.reset();
       spdlog::info("{}: maintenance off", key);
     }
-    if (registrar_) {
+    // While shutting down the keys are withdrawn (or handed over) for good: the record is kept for the next
+    // process, the registration is left alone.
+    if (registrar_ && !shutting_down_) {
       registrar_->set_maintenance(services_.at(i).key_index, request.on,
                                   request.on ? "maintenance: " + request.reason : "maintenance ended");
     }
@@ -168,13 +170,30 @@ void Agent::save_health_state() {
   }
   health_write_in_flight_ = true;
   health_write_again_ = false;
-  asio::post(writer_, [this, bytes = core::encode_health_state(health_state_)] {
-    health_file_->save(bytes);
+  bool keep = false;
+  for (const auto& [key, record] : health_state_.services) keep |= !record.empty();
+  // Nothing to keep: no file at all, so a clean stop leaves the state directory as it found it.
+  asio::post(writer_, [this, keep, bytes = core::encode_health_state(health_state_)] {
+    if (keep) {
+      health_file_->save(bytes);
+    } else {
+      health_file_->remove();
+    }
     asio::post(io_, [this] {
       health_write_in_flight_ = false;
       if (health_write_again_) save_health_state();
     });
   });
+}
+
+void Agent::write_health_state_now() {
+  bool keep = false;
+  for (const auto& [key, record] : health_state_.services) keep |= !record.empty();
+  if (keep) {
+    health_file_->save(core::encode_health_state(health_state_));
+  } else {
+    health_file_->remove();
+  }
 }
 
 }  // namespace sidecar::daemon

@@ -85,6 +85,7 @@ class Agent {
   // Drops the records of services no longer in the manifest, then saves.
   void prune_health_state();
   void save_health_state();
+  void write_health_state_now();  // blocking: on the writer pool, or after it has been joined
   // admin.token_file of `m` read into *token; false (error logged) when it cannot be.
   bool load_admin_token(const core::Manifest& m, std::string* token);
 

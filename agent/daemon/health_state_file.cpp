@@ -1,5 +1,7 @@
 #include "agent/daemon/health_state_file.hpp"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -89,6 +91,10 @@ bool HealthStateFile::save(const std::string& bytes) {
   if (failing_) spdlog::info("health state file {} written again", path_);
   failing_ = false;
   return true;
+}
+
+void HealthStateFile::remove() const {
+  if (::unlink(path_.c_str()) != 0 && errno != ENOENT) spdlog::warn("cannot remove {}: {}", path_, std::strerror(errno));
 }
 
 }  // namespace sidecar::daemon

@@ -26,6 +26,8 @@ class HealthStateFile {
   core::HealthState load() const;
   // Atomic replace (write, fsync, rename). False (one warning per failure streak) when it cannot be written.
   bool save(const std::string& bytes);
+  // Nothing to keep (no reports, no maintenance): no file, so a clean state directory stays empty.
+  void remove() const;
 
  private:
   std::string dir_;

@@ -215,7 +215,8 @@ void HealthMonitor::announce(const Check& check, const core::ServiceHealth::Upda
       spdlog::warn("{}", line);
     }
   }
-  if (update.service_status && on_change_) {
+  // After stop() (shutdown, handover) a report is still recorded and shown, but nothing is published.
+  if (update.service_status && on_change_ && !stopping_) {
     on_change_(check.service, *update.service_status,
                "check '" + name + "' " + core::to_string(health_[check.service].check_status(check.index)));
   }
