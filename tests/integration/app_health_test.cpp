@@ -191,7 +191,10 @@ TEST_F(AppHealth, MaintenanceAndTheLastReportSurviveARestart) {
   const auto after = wait_state("passing");
   ASSERT_TRUE(after) << "the restored pass keeps it published once out of maintenance";
   EXPECT_EQ(after->create_revision, restarted->create_revision);
-  EXPECT_EQ(shape_of(watch.events()), "PP");
+  // Two writes in all since the restart, both in place: maintenance, then passing (the watch may lag the get).
+  EXPECT_TRUE(watch.wait_for([](const std::vector<WatchEvent>& e) { return shape_of(e) == "PP"; }, 2s))
+      << shape_of(watch.events());
+  EXPECT_EQ(state_of(watch.events().back().value), "passing");
 }
 
 TEST_F(AppHealth, MaintenanceFlagStartsEveryServiceInMaintenanceUntilDelete) {
