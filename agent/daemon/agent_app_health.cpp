@@ -49,13 +49,11 @@ void Agent::load_health_state() {
     }
   }
   for (const auto& s : manifest_.services) {
-    if (const auto* m = [&]() -> const core::MaintenanceRecord* {
-          auto it = health_state_.services.find(record_key(s));
-          return it != health_state_.services.end() && it->second.maintenance ? &*it->second.maintenance : nullptr;
-        }()) {
-      spdlog::info("{}: in maintenance ({}); registered with state maintenance until DELETE /v1/maintenance",
-                   manifest_.key_of(s), m->reason.empty() ? "no reason given" : m->reason);
-    }
+    const auto it = health_state_.services.find(record_key(s));
+    if (it == health_state_.services.end() || !it->second.maintenance) continue;
+    const std::string& reason = it->second.maintenance->reason;
+    spdlog::info("{}: in maintenance ({}); registered with state maintenance until DELETE /v1/maintenance",
+                 manifest_.key_of(s), reason.empty() ? "no reason given" : reason);
   }
   prune_health_state();
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/core/health_state.hpp"
 #include "tests/support/admin_client.hpp"
 #include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
@@ -231,6 +233,27 @@ TEST_F(AppHealth, WithATokenFileWritesNeedTheBearerTokenAndReadsDoNot) {
   EXPECT_FALSE(client_->get(kKey).has_value()) << "the refused report changed nothing";
   EXPECT_EQ(send(port, "PUT", "/v1/checks/api-1/pass", "", "t0ken-123").status, 200);
   EXPECT_TRUE(wait_state("passing"));
+}
+
+TEST_F(AppHealth, ACorruptStateFileIsAWarningNamingItAndTheAgentStartsAfresh) {
+  // Where the agent of start_in(dir_, .., "agent") keeps it: $STATE_DIRECTORY/<from the manifest path>.
+  const auto state_file =
+      dir_ / "state" / core::health_state_file_name(std::filesystem::absolute(dir_ / "agent.yaml").lexically_normal().string());
+  std::filesystem::create_directories(dir_ / "state");
+  std::ofstream(state_file) << "{\"version\":1,\"services\":{\"api/api-1\":{\"maintenance\":";  // cut short
+  const std::uint16_t port = start(manifest(""));
+  ASSERT_TRUE(wait_state("passing")) << "registered as usual, not in maintenance";
+  EXPECT_TRUE(agent_->wait_for_output(state_file.string() + ": ignoring the health state file", 2s));
+  ASSERT_EQ(send(port, "POST", "/v1/maintenance").status, 200);
+  EXPECT_TRUE(wait_state("maintenance"));
+  // The corrupt file is replaced by a good one.
+  EXPECT_TRUE(wait_until([&] {
+    std::ifstream in(state_file);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string error;
+    const auto state = core::decode_health_state(text, &error);
+    return state && state->services.count("api/api-1") == 1;
+  }, 2s));
 }
 
 TEST_F(AppHealth, AnUnreadableTokenFileIsAConfigErrorNamingIt) {
