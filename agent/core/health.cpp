@@ -3,10 +3,17 @@
 #include <algorithm>
 #include <cassert>
 
+#include "agent/core/ttl_check.hpp"
+
 namespace sidecar::core {
 
 const char* to_string(HealthStatus status) {
-  return status == HealthStatus::kPassing ? "passing" : "critical";
+  switch (status) {
+    case HealthStatus::kPassing: return "passing";
+    case HealthStatus::kWarning: return "warning";
+    case HealthStatus::kCritical: return "critical";
+  }
+  return "critical";
 }
 
 std::string bound_output(std::string text, size_t max) {
@@ -51,25 +58,78 @@ std::optional<CheckTransition> CheckHealth::record(bool passed, std::string outp
   return std::nullopt;
 }
 
-ServiceHealth::ServiceHealth(const std::vector<CheckThresholds>& checks, HealthStatus initial) {
+struct ServiceHealth::Slot {
+  std::optional<CheckHealth> probe;
+  std::optional<TtlCheck> ttl;
+  HealthStatus status() const { return probe ? probe->status() : ttl->status(); }
+};
+
+ServiceHealth::ServiceHealth(const std::vector<CheckThresholds>& checks, HealthStatus initial, TimePoint now) {
   checks_.reserve(checks.size());
-  for (const auto& t : checks) checks_.emplace_back(t.rise, t.fall, initial);
-  healthy_ = all_passing();
+  for (const auto& t : checks) {
+    Slot slot;
+    if (t.ttl) {
+      slot.ttl.emplace(*t.ttl, initial, now);
+    } else {
+      slot.probe.emplace(t.rise, t.fall, initial);
+    }
+    checks_.push_back(std::move(slot));
+  }
+  status_ = worst();
 }
 
-bool ServiceHealth::all_passing() const {
-  return std::all_of(checks_.begin(), checks_.end(), [](const CheckHealth& c) { return c.passing(); });
+ServiceHealth::~ServiceHealth() = default;
+ServiceHealth::ServiceHealth(ServiceHealth&&) noexcept = default;
+ServiceHealth& ServiceHealth::operator=(ServiceHealth&&) noexcept = default;
+
+size_t ServiceHealth::check_count() const { return checks_.size(); }
+bool ServiceHealth::is_ttl(size_t index) const { return checks_.at(index).ttl.has_value(); }
+const CheckHealth& ServiceHealth::check(size_t index) const { return *checks_.at(index).probe; }
+const TtlCheck& ServiceHealth::ttl_check(size_t index) const { return *checks_.at(index).ttl; }
+HealthStatus ServiceHealth::check_status(size_t index) const { return checks_.at(index).status(); }
+
+HealthStatus ServiceHealth::worst() const {
+  HealthStatus out = HealthStatus::kPassing;
+  for (const Slot& c : checks_) {
+    const HealthStatus s = c.status();
+    if (s == HealthStatus::kCritical) return s;
+    if (s == HealthStatus::kWarning) out = s;
+  }
+  return out;
+}
+
+ServiceHealth::Update ServiceHealth::finish(std::optional<CheckTransition> transition) {
+  Update update;
+  update.check = std::move(transition);
+  const HealthStatus next = worst();
+  if (next != status_) {
+    const bool was_healthy = healthy();
+    status_ = next;
+    update.service_status = next;
+    if (healthy() != was_healthy) update.service_healthy = healthy();
+  }
+  return update;
 }
 
 ServiceHealth::Update ServiceHealth::record(size_t check, bool passed, std::string output, TimePoint now) {
-  Update update;
-  update.check = checks_.at(check).record(passed, std::move(output), now);
-  const bool healthy = all_passing();
-  if (healthy != healthy_) {
-    healthy_ = healthy;
-    update.service_healthy = healthy;
-  }
-  return update;
+  assert(checks_.at(check).probe);
+  return finish(checks_.at(check).probe->record(passed, std::move(output), now));
+}
+
+ServiceHealth::Update ServiceHealth::report(size_t check, TtlReport report, std::string note, TimePoint now) {
+  assert(checks_.at(check).ttl);
+  return finish(checks_.at(check).ttl->report(report, std::move(note), now));
+}
+
+ServiceHealth::Update ServiceHealth::restore(size_t check, TtlReport report, std::string note,
+                                             std::chrono::milliseconds age, TimePoint now) {
+  assert(checks_.at(check).ttl);
+  return finish(checks_.at(check).ttl->restore(report, std::move(note), age, now));
+}
+
+ServiceHealth::Update ServiceHealth::on_time(size_t check, TimePoint now) {
+  assert(checks_.at(check).ttl);
+  return finish(checks_.at(check).ttl->on_time(now));
 }
 
 }  // namespace sidecar::core

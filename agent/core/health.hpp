@@ -1,5 +1,5 @@
-// Owns: the health of one check (rise/fall counting, status, bounded last output) and of one service (all
-//       of its checks must pass).
+// Owns: the health of one check (rise/fall counting, status, bounded last output) and of one service (the
+//       worst of its checks: probes and the app's TTL check).
 // Thread: pure; results in (with the time they happened), transitions out. The runtime runs the probes.
 #pragma once
 
@@ -12,7 +12,8 @@
 
 namespace sidecar::core {
 
-enum class HealthStatus { kCritical, kPassing };
+// kWarning comes from a TTL check only (the app said "warn"): the key stays published, marked warning.
+enum class HealthStatus { kCritical, kPassing, kWarning };
 const char* to_string(HealthStatus status);
 
 // The last output kept per check: enough for an HTTP error page's first lines or a script's message,
@@ -67,31 +68,54 @@ class CheckHealth {
 struct CheckThresholds {
   int rise = 1;
   int fall = 1;
+  // Set: a TTL check (no probe, rise and fall unused), fed by report() and on_time().
+  std::optional<std::chrono::milliseconds> ttl;
 };
 
-// A service is healthy iff every one of its checks is passing; a service without checks always is.
+class TtlCheck;
+enum class TtlReport;
+
+// A service's status is its worst check's: critical if any is, else warning if any is, else passing; a
+// service without checks is always passing. It is healthy (its key may be published) unless critical.
 class ServiceHealth {
  public:
   using TimePoint = CheckHealth::TimePoint;
 
   struct Update {
-    std::optional<CheckTransition> check;  // the check flipped
-    std::optional<bool> service_healthy;   // the service flipped: its new health
+    std::optional<CheckTransition> check;       // the check flipped
+    std::optional<bool> service_healthy;        // the service flipped between critical and not: its new health
+    std::optional<HealthStatus> service_status;  // the service's status changed (e.g. passing -> warning)
   };
 
-  ServiceHealth(const std::vector<CheckThresholds>& checks, HealthStatus initial);
+  // `now`: the start of a TTL check that starts passing (its first deadline is now + ttl).
+  ServiceHealth(const std::vector<CheckThresholds>& checks, HealthStatus initial, TimePoint now = {});
+  ~ServiceHealth();
+  ServiceHealth(ServiceHealth&&) noexcept;
+  ServiceHealth& operator=(ServiceHealth&&) noexcept;
 
+  // A probe's result (the check must not be a TTL check).
   Update record(size_t check, bool passed, std::string output, TimePoint now);
+  // The app's report, a report restored from the state file (made `age` ago), or the time passing (expiry),
+  // for a TTL check.
+  Update report(size_t check, TtlReport report, std::string note, TimePoint now);
+  Update restore(size_t check, TtlReport report, std::string note, std::chrono::milliseconds age, TimePoint now);
+  Update on_time(size_t check, TimePoint now);
 
-  bool healthy() const { return healthy_; }
-  size_t check_count() const { return checks_.size(); }
-  const CheckHealth& check(size_t index) const { return checks_[index]; }
+  bool healthy() const { return status_ != HealthStatus::kCritical; }
+  HealthStatus status() const { return status_; }
+  size_t check_count() const;
+  bool is_ttl(size_t index) const;
+  const CheckHealth& check(size_t index) const;     // a probe
+  const TtlCheck& ttl_check(size_t index) const;    // a TTL check
+  HealthStatus check_status(size_t index) const;
 
  private:
-  bool all_passing() const;
+  struct Slot;
+  HealthStatus worst() const;
+  Update finish(std::optional<CheckTransition> transition);
 
-  std::vector<CheckHealth> checks_;
-  bool healthy_;
+  std::vector<Slot> checks_;
+  HealthStatus status_ = HealthStatus::kPassing;
 };
 
 }  // namespace sidecar::core

@@ -81,6 +81,7 @@ const char* to_string(CheckType type) {
     case CheckType::kTcp: return "tcp";
     case CheckType::kExec: return "exec";
     case CheckType::kGrpc: return "grpc";
+    case CheckType::kTtl: return "ttl";
   }
   return "unknown";
 }

@@ -35,9 +35,10 @@ struct ManifestError {
 
 enum class ValueFormat { kSidecarJson, kEtcdEndpoints };
 
-enum class CheckType { kHttp, kTcp, kExec, kGrpc };
+enum class CheckType { kHttp, kTcp, kExec, kGrpc, kTtl };
 
-// One health check of a service (`services[].checks[]`). Exactly one of http/tcp/exec/grpc is written.
+// One health check of a service (`services[].checks[]`). Exactly one of http/tcp/exec/grpc/ttl is written.
+// A ttl check has no probe: the app reports pass/warn/fail on the admin endpoint at least once per `ttl`.
 struct CheckSpec {
   CheckType type = CheckType::kTcp;
   std::string name;                           // `name:`, default "<type> <target>" (log lines, status)
@@ -54,6 +55,7 @@ struct CheckSpec {
   Duration timeout{2000};                     // < interval; default min(2s, interval/2)
   int rise = 2;                               // consecutive passes to become passing
   int fall = 3;                               // consecutive failures to become critical
+  Duration ttl{0};                            // ttl: 1s..24h; critical when no report came within it
   SourceLocation where;
 };
 
@@ -132,6 +134,9 @@ struct AdminSpec {
   bool enabled = true;                         // `enabled: false` or `listen: ""` switches it off
   std::string host = "127.0.0.1";              // an IP literal; loopback by default (it is unauthenticated)
   uint16_t port = 9464;                        // 0: any free port (the bound one is logged)
+  // `token_file:` when set, every write route (check reports, maintenance, drain) needs
+  // "Authorization: Bearer <the file's content>". The daemon reads it at start and at every reload.
+  std::string token_file;
   SourceLocation where;
 };
 

@@ -12,7 +12,7 @@ namespace {
 // Everything that describes a check; `where` is left out: moving a block in the file changes nothing.
 auto check_tie(const CheckSpec& c) {
   return std::tie(c.type, c.name, c.target, c.host, c.port, c.path, c.expect_body, c.headers, c.argv,
-                  c.grpc_service, c.interval, c.timeout, c.rise, c.fall);
+                  c.grpc_service, c.interval, c.timeout, c.rise, c.fall, c.ttl);
 }
 
 auto discovery_tie(const DiscoverSpec& d) {
@@ -96,7 +96,10 @@ std::vector<std::string> restart_only_changes(const Manifest& running, const Man
 void keep_restart_only_settings(const Manifest& running, Manifest& next) {
   next.etcd = running.etcd;
   next.lease_ttl = running.lease_ttl;
+  // The token file is re-read at every reload (a rotated token applies without a restart).
+  std::string token_file = std::move(next.admin.token_file);
   next.admin = running.admin;
+  next.admin.token_file = std::move(token_file);
 }
 
 ManifestDiff diff_manifests(const Manifest& old_m, const Manifest& new_m, const std::vector<std::string>& old_templates,

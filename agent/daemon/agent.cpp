@@ -97,7 +97,7 @@ void Agent::on_ready() {
 // SIGQUIT adopts it. The file is only touched on the writer thread (FIFO), so a late record cannot follow
 // the removal after a clean stop. Without services there is no registrar (and no lease) until a reload
 // adds the first one.
-void Agent::ensure_registrar(std::vector<core::DesiredKey> keys) {
+void Agent::ensure_registrar(std::vector<core::DesiredKey> keys, const std::vector<const core::ServiceSpec*>& specs) {
   if (registrar_) return;
   std::optional<int64_t> previous_lease;
   if (!options_.state_dir.empty()) {
@@ -115,6 +115,11 @@ void Agent::ensure_registrar(std::vector<core::DesiredKey> keys) {
   reg_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(manifest_.lease_ttl);
   registrar_ = std::make_unique<runtime::Registrar>(io_, *port_, std::move(keys), reg_options,
                                                     runtime::RegistrarHooks{[this] { on_ready(); }, on_lease});
+  // Before the first write: the value follows the state, and a service in maintenance is published as such.
+  for (size_t i = 0; i < specs.size(); ++i) {
+    registrar_->set_value_source(i, value_source(*specs[i]));
+    if (in_maintenance(*specs[i])) registrar_->set_maintenance(i, true, "maintenance kept from before the start");
+  }
   registrar_->start(previous_lease);
 }
 
@@ -129,8 +134,8 @@ std::unique_ptr<runtime::HealthMonitor> Agent::make_health(const core::ServiceSp
   }
   return std::make_unique<runtime::HealthMonitor>(
       io_, one,
-      [this, key_index](size_t, bool healthy, const std::string& reason) {
-        if (registrar_) registrar_->set_service_healthy(key_index, healthy, reason);
+      [this, key_index](size_t, core::HealthStatus status, const std::string& reason) {
+        if (registrar_) registrar_->set_service_health(key_index, status, reason);
       },
       check_bridge_.get());
 }
@@ -186,6 +191,8 @@ int Agent::run() {
     port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
   }
 
+  std::string admin_token;
+  if (manifest_.admin.enabled && !load_admin_token(manifest_, &admin_token)) return kExitConfig;
   // Bound before anything touches etcd: a taken port fails the start without registering anything.
   if (manifest_.admin.enabled) {
     runtime::AdminServerOptions admin_options;
@@ -199,19 +206,23 @@ int Agent::run() {
     }
   }
 
+  load_health_state();
   std::vector<core::DesiredKey> keys;
+  std::vector<const core::ServiceSpec*> specs;
   for (const auto& s : manifest_.services) {
-    keys.push_back({manifest_.key_of(s), core::encode_registration(s), runtime::HealthMonitor::initially_healthy(s)});
+    keys.push_back(desired_key(s));
+    specs.push_back(&s);
   }
   // The registrar's first keys are the manifest's services, in order.
   for (size_t i = 0; i < manifest_.services.size(); ++i) services_.push_back({i, nullptr});
   if (!keys.empty()) {
-    ensure_registrar(std::move(keys));
+    ensure_registrar(std::move(keys), specs);
   } else {
     on_ready();
   }
   for (size_t i = 0; i < manifest_.services.size(); ++i) {
     services_[i].health = make_health(manifest_.services[i], i);
+    restore_ttl_into(*services_[i].health, manifest_.services[i]);  // before the first write: a restart does not flap the key
     services_[i].health->start();
   }
 
@@ -227,7 +238,10 @@ int Agent::run() {
   }
 
   config_ = read_config_version(options_.manifest_path);
-  if (admin_) setup_admin();
+  if (admin_) {
+    admin_->handlers().token = std::move(admin_token);
+    setup_admin();
+  }
   if (const auto interval = Watchdog::interval_from_env()) {
     watchdog_ = std::make_unique<Watchdog>(io_, *interval);
     watchdog_->start();
@@ -243,6 +257,8 @@ int Agent::run() {
   // After a clean deregistration the recorded lease is revoked: nothing for a successor to adopt.
   if (state_file_ && exit_code_ == kExitOk) asio::post(writer_, [this] { state_file_->remove(); });
   writer_.join();
+  // A change that came while the last write ran, after the loop stopped: written now, the pool is idle.
+  if (health_file_ && health_write_again_) write_health_state_now();
   return exit_code_;
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/core/manifest.hpp"
@@ -25,6 +26,8 @@ struct AgentOptions {
   std::function<void(core::Manifest&)> adjust;
   // --watch-manifest: reload when the manifest file changes (inotify on its directory), not only on SIGHUP.
   bool watch_manifest = false;
+  // --maintenance: every service starts in maintenance with this reason (kept until DELETE /v1/maintenance).
+  std::optional<std::string> maintenance;
   // Where the agent reaches etcd. Unset (the daemon): an etcd::Client on manifest.etcd. Tests pass an
   // in-memory etcd to run the whole agent (reload, drain, shutdown) without sockets. Called once, on the
   // thread that calls run_agent, with the agent's io_context.

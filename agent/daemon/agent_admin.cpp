@@ -42,7 +42,29 @@ void Agent::setup_admin() {
   admin_->handlers().status_decorators.push_back([this](nlohmann::json& doc) {
     doc["drained"] = registrar_ != nullptr && registrar_->drained();
     doc["reloads"] = {{"applied", reloads_}, {"failed", reload_failures_}};
+    // Per service: the state its value carries, its health, and its maintenance (with the reason).
+    if (!doc.contains("services") || !doc["services"].is_array()) return;
+    for (auto& svc : doc["services"]) {
+      for (size_t i = 0; i < manifest_.services.size() && i < services_.size(); ++i) {
+        const core::ServiceSpec& spec = manifest_.services[i];
+        if (svc.value("key", "") != manifest_.key_of(spec)) continue;
+        if (registrar_) svc["state"] = std::string(core::to_string(registrar_->instance_state(services_[i].key_index)));
+        if (services_[i].health) svc["health"] = core::to_string(services_[i].health->status(0));
+        const auto it = health_state_.services.find(spec.name + "/" + spec.id);
+        if (it != health_state_.services.end() && it->second.maintenance) {
+          svc["maintenance"] = {{"reason", it->second.maintenance->reason},
+                                {"since_unix_ms", it->second.maintenance->since_unix_ms}};
+        } else {
+          svc["maintenance"] = nullptr;
+        }
+      }
+    }
   });
+  admin_->handlers().services = [this] { return service_refs(); };
+  admin_->handlers().check_report = [this](size_t service, core::TtlReport report, std::string note) {
+    return on_check_report(service, report, std::move(note));
+  };
+  admin_->handlers().maintenance = [this](const core::MaintenanceRequest& request) { return on_maintenance(request); };
   // POST /v1/drain and /v1/undrain: the same as SIGUSR1/SIGUSR2, for a Kubernetes preStop hook.
   admin_->handlers().drain = [this](bool drain) {
     if (shutting_down_) return false;

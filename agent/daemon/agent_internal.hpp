@@ -18,7 +18,10 @@
 
 #include "agent/core/manifest.hpp"
 #include "agent/daemon/agent.hpp"
+#include "agent/core/admin_routes.hpp"
+#include "agent/core/health_state.hpp"
 #include "agent/daemon/exit_codes.hpp"
+#include "agent/daemon/health_state_file.hpp"
 #include "agent/daemon/lease_state_file.hpp"
 #include "agent/daemon/snapshot.hpp"
 #include "agent/daemon/watchdog.hpp"
@@ -57,7 +60,8 @@ class Agent {
   enum class Exit { kDeregister, kHandover };
 
   // agent.cpp: building the components.
-  void ensure_registrar(std::vector<core::DesiredKey> keys);
+  // `specs[i]` is the service of `keys[i]`: its value in each state, and its maintenance.
+  void ensure_registrar(std::vector<core::DesiredKey> keys, const std::vector<const core::ServiceSpec*>& specs);
   std::unique_ptr<runtime::HealthMonitor> make_health(const core::ServiceSpec& spec, size_t key_index);
   std::unique_ptr<runtime::Discovery> make_discovery(const core::Manifest& m, size_t i, const std::string& tmpl);
   static runtime::CatalogOptions catalog_options(const core::Manifest& m);
@@ -68,6 +72,24 @@ class Agent {
   // agent_admin.cpp
   SnapshotSources sources() const;
   void setup_admin();
+
+  // agent_app_health.cpp: TTL reports, maintenance, the health state file and the admin token.
+  void load_health_state();
+  // The key of `spec` as registered at first: its value (maintenance or passing) and its maintenance.
+  core::DesiredKey desired_key(const core::ServiceSpec& spec) const;
+  bool in_maintenance(const core::ServiceSpec& spec) const;
+  runtime::Registrar::ValueOf value_source(const core::ServiceSpec& spec) const;
+  // Restores the service's last TTL report (before its monitor starts).
+  void restore_ttl_into(runtime::HealthMonitor& health, const core::ServiceSpec& spec);
+  std::vector<core::ServiceRef> service_refs() const;
+  nlohmann::json on_check_report(size_t service, core::TtlReport report, std::string note);
+  nlohmann::json on_maintenance(const core::MaintenanceRequest& request);
+  // Drops the records of services no longer in the manifest, then saves.
+  void prune_health_state();
+  void save_health_state();
+  void write_health_state_now();  // blocking: on the writer pool, or after it has been joined
+  // admin.token_file of `m` read into *token; false (error logged) when it cannot be.
+  bool load_admin_token(const core::Manifest& m, std::string* token);
 
   // agent_reload.cpp
   void reload(const std::string& trigger);
@@ -112,6 +134,11 @@ class Agent {
   std::unique_ptr<runtime::EtcdPort> port_;
   std::unique_ptr<runtime::AdminServer> admin_;
   std::optional<LeaseStateFile> state_file_;
+  // The app's last reports and the maintenance per "<name>/<id>", as kept in health_file_.
+  core::HealthState health_state_;
+  std::optional<HealthStateFile> health_file_;
+  bool health_write_in_flight_ = false;
+  bool health_write_again_ = false;  // changed while a write was in flight: write once more after it
   bool lease_recorded_ = false;
   std::unique_ptr<runtime::Registrar> registrar_;
   // One completion queue (and poller thread) for every service's gRPC checks; outlives the monitors.

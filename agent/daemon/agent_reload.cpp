@@ -60,6 +60,11 @@ bool Agent::apply_reload(core::Manifest next) {
     spdlog::error("{}: reload rejected; the running configuration is unchanged", reload_trigger_);
     return false;
   }
+  std::string admin_token;
+  if (admin_ && !load_admin_token(next, &admin_token)) {
+    spdlog::error("{}: reload rejected; the running configuration is unchanged", reload_trigger_);
+    return false;
+  }
   const core::ManifestDiff diff = core::diff_manifests(manifest_, next, templates_, templates);
 
   // Services. Removed ones first, so an id that moved between names never overlaps itself.
@@ -76,29 +81,31 @@ bool Agent::apply_reload(core::Manifest next) {
     const core::ServiceSpec& spec = next.services[k.new_index];
     if (k.value_changed) {
       spdlog::info("reload: {} changed; rewriting it on the same lease", next.key_of(spec));
-      registrar_->update_value(slot.key_index, core::encode_registration(spec));
+      registrar_->set_value_source(slot.key_index, value_source(spec));
     }
     if (k.checks_changed) {
       spdlog::info("reload: {}: checks changed; restarting its checks", next.key_of(spec));
       dispose(std::move(slot.health));
       slot.health = make_health(spec, slot.key_index);
-      registrar_->set_service_healthy(slot.key_index, runtime::HealthMonitor::initially_healthy(spec),
-                                      "checks changed by a reload");
+      // The app's last report carries over to the new checks (judged by the new ttl).
+      restore_ttl_into(*slot.health, spec);
+      registrar_->set_service_health(slot.key_index, slot.health->status(0), "checks changed by a reload");
       start_checks.push_back(k.new_index);
     }
   }
   for (size_t n : diff.services_added) {
     const core::ServiceSpec& spec = next.services[n];
-    core::DesiredKey key{next.key_of(spec), core::encode_registration(spec),
-                         runtime::HealthMonitor::initially_healthy(spec)};
+    core::DesiredKey key = desired_key(spec);
     spdlog::info("reload: adding {}", key.key);
     if (!registrar_) {
-      ensure_registrar({key});
+      ensure_registrar({key}, {&spec});
       services[n].key_index = 0;
     } else {
-      services[n].key_index = registrar_->add_key(std::move(key));
+      services[n].key_index = registrar_->add_key(std::move(key), in_maintenance(spec));
+      registrar_->set_value_source(services[n].key_index, value_source(spec));
     }
     services[n].health = make_health(spec, services[n].key_index);
+    restore_ttl_into(*services[n].health, spec);
     start_checks.push_back(n);
   }
   services_ = std::move(services);
@@ -136,6 +143,8 @@ bool Agent::apply_reload(core::Manifest next) {
   for (size_t n : diff.discover_added) discoveries_[n]->start();
   for (size_t n : diff.config_added) mirrors_[n]->start();
   config_ = read_config_version(options_.manifest_path);
+  if (admin_) admin_->handlers().token = std::move(admin_token);
+  prune_health_state();  // the records of removed services go
   ++reloads_;
   spdlog::info("{}: reload applied ({}{}); config {}", reload_trigger_, diff.summary(),
                diff.drain_delay_changed ? ", drain_delay changed" : "", config_.hash);

@@ -12,6 +12,7 @@
 #include "agent/daemon/agent.hpp"
 #include "agent/daemon/dev_etcd.hpp"
 #include "agent/daemon/exit_codes.hpp"
+#include "agent/daemon/health_state_file.hpp"
 #include "agent/daemon/lease_state_file.hpp"
 #include "agent/daemon/logging.hpp"
 
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   bool watch_manifest = false;
   std::string log_format = "text";
   std::string admin_listen_text;
+  bool maintenance = false;
+  std::string maintenance_reason = "started with --maintenance";
   app.add_option("-m,--manifest", manifest_path, "service manifest (YAML)");
   app.add_flag("--check", check, "validate the manifest and exit without touching etcd");
   app.add_flag("--dev", dev, "when no configured etcd answers, start a throwaway local one on loopback");
@@ -47,6 +50,11 @@ int main(int argc, char** argv) {
                  "admin endpoint address, overriding the manifest's admin.listen (\"\" switches it off)");
   app.add_flag("--watch-manifest", watch_manifest,
                "reload when the manifest file changes (e.g. a Kubernetes ConfigMap update), not only on SIGHUP");
+  app.add_flag("--maintenance", maintenance,
+               "start with every service in maintenance (registered with state maintenance) until "
+               "DELETE /v1/maintenance; kept across restarts (state file)")
+      ->envname("ETCD_SIDECAR_MAINTENANCE");
+  app.add_option("--maintenance-reason", maintenance_reason, "the reason --maintenance records (shown in /v1/status)");
   app.add_flag("-V,--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -95,6 +103,14 @@ int main(int argc, char** argv) {
     }
   };
   adjust(manifest);
+  if (manifest.admin.enabled && !manifest.admin.token_file.empty()) {
+    std::string token;
+    std::string error;
+    if (!daemon::read_admin_token(manifest.source, manifest.admin.token_file, &token, &error)) {
+      std::cerr << error << std::endl;
+      return daemon::kExitConfig;
+    }
+  }
   if (check) {
     std::cout << manifest_path << ": OK (" << manifest.services.size() << " service(s), " << manifest.discover.size()
               << " discovery(ies), " << manifest.config.size() << " config mirror(s))" << std::endl;
@@ -122,6 +138,7 @@ int main(int argc, char** argv) {
   if (state_dir.empty() && !dev_etcd) state_dir = daemon::default_state_dir();
   daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir,
                                .manifest_path = manifest_path, .adjust = adjust, .watch_manifest = watch_manifest};
+  if (maintenance) options.maintenance = maintenance_reason;
   const int rc = daemon::run_agent(std::move(options));
   dev_etcd.reset();
   return rc;

@@ -79,6 +79,18 @@ core::AgentSnapshot collect_snapshot(const SnapshotSources& src) {
                                {"consecutive_failures", c.consecutive_failures},
                                {"output", c.last_output}};
           if (c.last_passed) check["last_passed"] = *c.last_passed;
+          if (c.type == core::CheckType::kTtl) {
+            // The app's side: what it last said, when (wall clock), and how long until silence is critical.
+            check["ttl_seconds"] = std::chrono::duration<double>(c.ttl).count();
+            check["last_report"] = c.last_report ? nlohmann::json(core::to_string(*c.last_report)) : nlohmann::json();
+            check["last_report_unix_ms"] = c.last_report_unix_ms ? nlohmann::json(*c.last_report_unix_ms) : nlohmann::json();
+            check["note"] = c.note;
+            check["expired"] = c.expired;
+            if (c.deadline) {
+              const double left = std::chrono::duration<double>(*c.deadline - std::chrono::steady_clock::now()).count();
+              check["expires_in_seconds"] = left > 0 ? left : 0;
+            }
+          }
           svc.checks.push_back(std::move(check));
         }
       }
@@ -145,19 +157,35 @@ void collect_check_metrics(const SnapshotSources& src, std::vector<core::MetricF
   core::MetricFamily runs{"etcd_sidecar_check_runs_total", "Health check runs", core::MetricType::kCounter, {}, {}};
   core::MetricFamily drained{"etcd_sidecar_drained", "1 while the agent is drained (SIGUSR1, POST /v1/drain)",
                              core::MetricType::kGauge, {}, {}};
-  for (const auto& service : src.services) {
+  core::MetricFamily by_status{"etcd_sidecar_checks", "Health checks by status (passing, warning, critical)",
+                               core::MetricType::kGauge, {}, {}};
+  core::MetricFamily maintenance{"etcd_sidecar_maintenance",
+                                 "1 while a service is in maintenance (POST /v1/maintenance, --maintenance)",
+                                 core::MetricType::kGauge, {}, {}};
+  double counts[3] = {0, 0, 0};  // indexed by core::HealthStatus
+  for (size_t i = 0; i < src.services.size(); ++i) {
+    const auto& service = src.services[i];
     if (service.health == nullptr) continue;
     for (const auto& svc : service.health->view()) {
       for (const auto& c : svc.checks) {
         core::Labels labels{{"service", svc.name}, {"id", svc.id}, {"check", c.name}};
         status.samples.push_back({labels, c.status == core::HealthStatus::kPassing ? 1.0 : 0.0});
         runs.samples.push_back({labels, static_cast<double>(c.runs)});
+        counts[static_cast<int>(c.status)] += 1;
       }
+      const bool in_maintenance = src.registrar != nullptr && service.key_index < src.registrar->state().key_count() &&
+                                  src.registrar->maintenance(service.key_index);
+      maintenance.samples.push_back({{{"service", svc.name}, {"id", svc.id}}, in_maintenance ? 1.0 : 0.0});
     }
+  }
+  for (const auto s : {core::HealthStatus::kPassing, core::HealthStatus::kWarning, core::HealthStatus::kCritical}) {
+    by_status.samples.push_back({{{"status", core::to_string(s)}}, counts[static_cast<int>(s)]});
   }
   drained.samples.push_back({{}, src.registrar != nullptr && src.registrar->drained() ? 1.0 : 0.0});
   out.push_back(std::move(status));
   out.push_back(std::move(runs));
+  out.push_back(std::move(by_status));
+  out.push_back(std::move(maintenance));
   out.push_back(std::move(drained));
 }
 

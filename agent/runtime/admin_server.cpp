@@ -69,6 +69,12 @@ std::unique_ptr<AdminServer> AdminServer::bind(asio::io_context& io, AdminServer
 
 void AdminServer::start() {
   spdlog::info("admin endpoint listening on http://{} (/livez /readyz /metrics /v1/status)", describe(local_));
+  const auto address = local_.address();
+  if (!address.is_loopback() && handlers_.token.empty()) {
+    spdlog::warn("admin endpoint listens on {}, off loopback, without admin.token_file: anyone who reaches it "
+                 "can drain this agent, report its checks and put its services in maintenance",
+                 describe(local_));
+  }
   scope_.spawn("accept", accept_loop());
 }
 
@@ -149,10 +155,13 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
     const auto& req = parser.get();
     const std::string method(req.method_string());
     const std::string target(req.target());
-    core::AdminReply reply = core::handle_admin_request(method, target, handlers_);
+    const std::string authorization(req[http::field::authorization]);
+    core::AdminReply reply =
+        core::handle_admin_request(core::AdminRequest{method, target, req.body(), authorization}, handlers_);
     spdlog::debug("admin: {} {} -> {}", method, target, reply.status);
     auto res = make_response(reply.status, req.version(), reply.content_type, std::move(reply.body));
     if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
+    if (!reply.www_authenticate.empty()) res.set(http::field::www_authenticate, reply.www_authenticate);
     res.keep_alive(req.keep_alive() && served + 1 < options_.max_requests_per_connection);
     stream.expires_after(options_.io_timeout);
     co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));

@@ -1,5 +1,5 @@
 // Owns: the admin HTTP listener (Boost.Beast) and its connections: /livez, /readyz, /metrics, /v1/status,
-// /v1/drain, /v1/undrain (routing in core::handle_admin_request).
+// /v1/drain, /v1/undrain, /v1/checks/.., /v1/maintenance (routing in core::handle_admin_request).
 // Thread: io_context thread; handlers run on it, so they read agent state without locks. A stuck loop stops
 // answering /livez, which is the point.
 #pragma once
@@ -30,7 +30,7 @@ struct AdminServerOptions {
   // on a whole request or response.
   size_t max_connections = 16;
   size_t header_limit = 8 * 1024;
-  size_t body_limit = 1024;
+  size_t body_limit = 4096;  // a check report's note, bounded like a probe's output (core::kMaxCheckOutput)
   std::chrono::milliseconds io_timeout{5000};
   unsigned max_requests_per_connection = 100;
 };

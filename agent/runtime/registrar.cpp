@@ -123,8 +123,37 @@ void Registrar::update_published(const std::vector<size_t>& changed, const std::
 }
 
 void Registrar::set_service_healthy(size_t index, bool healthy, const std::string& reason) {
-  // While drained nothing changes; the health is remembered for the undrain.
-  update_published(publication_.set_healthy(index, healthy), reason);
+  set_service_health(index, healthy ? core::HealthStatus::kPassing : core::HealthStatus::kCritical, reason);
+}
+
+void Registrar::set_service_health(size_t index, core::HealthStatus health, const std::string& reason) {
+  // While drained nothing is written; the health is remembered for the undrain.
+  apply_change(index, publication_.set_health(index, health), reason);
+}
+
+void Registrar::set_maintenance(size_t index, bool maintenance, const std::string& reason) {
+  apply_change(index, publication_.set_maintenance(index, maintenance), reason);
+}
+
+void Registrar::set_value_source(size_t index, ValueOf value_of) {
+  if (!value_of) return;
+  std::string value = value_of(publication_.state(index));
+  value_of_[index] = std::move(value_of);
+  update_value(index, std::move(value));
+}
+
+void Registrar::apply_change(size_t index, core::Publication::KeyChange change, const std::string& reason) {
+  if (change.state) {
+    if (const auto it = value_of_.find(index); it != value_of_.end()) {
+      const core::InstanceState state = publication_.state(index);
+      if (publication_.published(index) && !change.published) {
+        spdlog::info("{}: state {} ({}); rewriting it on the same lease", machine_.desired(index).key,
+                     core::to_string(state), reason);
+      }
+      update_value(index, it->second(state));
+    }
+  }
+  if (change.published) update_published({index}, reason);
 }
 
 void Registrar::set_drained(bool drained, const std::string& reason) {
@@ -158,13 +187,14 @@ asio::awaitable<bool> Registrar::withdraw_for_shutdown(std::chrono::milliseconds
   co_return !machine_.withdrawals_pending();
 }
 
-size_t Registrar::add_key(core::DesiredKey key) {
+size_t Registrar::add_key(core::DesiredKey key, bool maintenance) {
   const bool healthy = key.published;
-  key.published = healthy && !publication_.drained() && !publication_.shutting_down();
+  key.published = (healthy || maintenance) && !publication_.drained() && !publication_.shutting_down();
   const std::string name = key.key;
   size_t index = 0;
   apply(machine_.add_key(std::move(key), now(), &index));
-  publication_.add(index, healthy);
+  publication_.add(index, healthy, maintenance);
+  value_of_.erase(index);  // a revived index: its old service's values are not this one's
   key_index_[name] = index;
   // The watch covers the keys it was started with: restart it so the new key is read and watched too.
   rewatch_ = true;
@@ -175,6 +205,7 @@ size_t Registrar::add_key(core::DesiredKey key) {
 
 void Registrar::remove_key(size_t index) {
   publication_.remove(index);  // an undrain never publishes it again
+  value_of_.erase(index);
   apply(machine_.remove_key(index, now()));
 }
 

@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/core/health.hpp"
+#include "agent/core/instance_state.hpp"
 #include "agent/core/keepalive_gate.hpp"
 #include "agent/core/metrics.hpp"
 #include "agent/core/publication.hpp"
@@ -59,9 +61,21 @@ class Registrar {
   // Whether a keepalive write is in flight or owed (for tests and status).
   const core::KeepaliveGate& keepalive_gate() const { return keepalive_gate_; }
 
-  // A key is published iff its service is healthy and the agent is not drained. Withdrawing deletes only
-  // that key (if still on our lease); the lease and the other keys stay. Both are idempotent.
+  // A key is published iff its service is healthy (or in maintenance) and the agent is not drained (see
+  // core::Publication). Withdrawing deletes only that key (if still on our lease); the lease and the other
+  // keys stay. All are idempotent. set_service_healthy(true) is passing, (false) critical.
   void set_service_healthy(size_t index, bool healthy, const std::string& reason);
+  // passing, warning (published, its value says so) or critical (withdrawn unless in maintenance).
+  void set_service_health(size_t index, core::HealthStatus health, const std::string& reason);
+  // Maintenance keeps the key published with state "maintenance", whatever its health; drain still withdraws.
+  void set_maintenance(size_t index, bool maintenance, const std::string& reason);
+  core::InstanceState instance_state(size_t index) const { return publication_.state(index); }
+  bool maintenance(size_t index) const { return publication_.maintenance(index); }
+  // The value of key `index` in each state (core::encode_registration of its service). Set: the key is
+  // rewritten in place (same lease, same create revision) whenever its state changes, and now if its value
+  // in the current state differs. Unset (tests): the key's value never follows its state.
+  using ValueOf = std::function<std::string(core::InstanceState)>;
+  void set_value_source(size_t index, ValueOf value_of);
   // Drain: withdraw every key while the agent keeps running (SIGUSR1, the admin endpoint); undrain
   // publishes the healthy ones again (SIGUSR2). Ignored once shutdown has begun.
   void set_drained(bool drained, const std::string& reason);
@@ -75,7 +89,7 @@ class Registrar {
   // health; drain still applies) and returns its index; remove_key deletes one key (only while on our
   // lease) and forgets it, the lease and the other keys untouched; update_value rewrites one key in place.
   // Indices stay stable: a removed key's index is a tombstone, revived if the same key comes back.
-  size_t add_key(core::DesiredKey key);
+  size_t add_key(core::DesiredKey key, bool maintenance = false);
   void remove_key(size_t index);
   void update_value(size_t index, std::string value);
 
@@ -100,6 +114,9 @@ class Registrar {
   asio::awaitable<void> delete_key(core::DeleteKey del, std::string key);
   // Hands the keys whose publication changed to the registration state machine.
   void update_published(const std::vector<size_t>& changed, const std::string& reason);
+  // One key's state and/or publication changed: its value first (so a key published now is written with
+  // its state), then its publication.
+  void apply_change(size_t index, core::Publication::KeyChange change, const std::string& reason);
   void send_keepalive(int64_t lease);
   void write_keepalive(int64_t lease);
   asio::awaitable<void> keepalive_write(std::shared_ptr<KeepaliveSession> stream, int64_t lease);
@@ -132,6 +149,7 @@ class Registrar {
   int64_t reported_lease_ = 0;
   core::Histogram keepalive_rtt_{core::latency_buckets_seconds()};
   core::Publication publication_;
+  std::unordered_map<size_t, ValueOf> value_of_;  // per key index, see set_value_source
   Timer settle_;  // woken whenever an action was applied, for withdraw_for_shutdown
 
   std::mt19937_64 rng_{std::random_device{}()};

@@ -321,7 +321,7 @@ TEST_F(AdminEndpoint, OversizedHeadersAndBodiesAreRefused) {
 }
 
 // A raw socket, so the test sees exactly what comes back: the status line and the close, not a client's
-// interpretation of a reset. The limits are the agent's defaults: 8 KiB of header, 1 KiB of body.
+// interpretation of a reset. The limits are the agent's defaults: 8 KiB of header, 4 KiB of body.
 TEST_F(AdminEndpoint, A64KiBHeaderIsAnswered431AndAnOversizedBody413BeforeTheClose) {
   const std::uint16_t port = start_agent(manifest());
   ASSERT_EQ(http_request(port, "GET", "/livez").status, 200);
@@ -344,7 +344,7 @@ TEST_F(AdminEndpoint, A64KiBHeaderIsAnswered431AndAnOversizedBody413BeforeTheClo
 
   // One byte over the body limit, announced by Content-Length: refused before the body is read.
   const std::string over_body =
-      "POST /v1/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 1025\r\n\r\n" + std::string(1025, 'b');
+      "POST /v1/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n" + std::string(4097, 'b');
   const auto body_reply = refused(over_body);
   EXPECT_THAT(body_reply.bytes, ::testing::StartsWith("HTTP/1.1 413 "));
   EXPECT_THAT(body_reply.bytes, HasSubstr("\r\nConnection: close\r\n"));
@@ -352,8 +352,8 @@ TEST_F(AdminEndpoint, A64KiBHeaderIsAnswered431AndAnOversizedBody413BeforeTheClo
   EXPECT_TRUE(body_reply.closed) << "the connection is still open after the 413 (errno " << body_reply.last_errno
                                  << ")";
   // Chunked, so no Content-Length gives the size away: refused once the chunks pass the limit.
-  const std::string chunked = "POST /v1/drain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
-                              std::string(0x800, 'c') + "\r\n0\r\n\r\n";
+  const std::string chunked = "POST /v1/drain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1800\r\n" +
+                              std::string(0x1800, 'c') + "\r\n0\r\n\r\n";
   const auto chunked_reply = refused(chunked);
   EXPECT_THAT(chunked_reply.bytes, ::testing::StartsWith("HTTP/1.1 413 "));
   EXPECT_TRUE(chunked_reply.closed);

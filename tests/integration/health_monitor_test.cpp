@@ -60,8 +60,8 @@ TEST(HealthMonitor, ViewReportsStatusAndLastOutputPerCheck) {
       "  - name: web\n    id: web-1\n    port: 3\n");
   boost::asio::io_context io;
   std::vector<Change> changes;
-  runtime::HealthMonitor monitor(io, m, [&](size_t s, bool healthy, const std::string& reason) {
-    changes.push_back({s, healthy, reason});
+  runtime::HealthMonitor monitor(io, m, [&](size_t s, core::HealthStatus status, const std::string& reason) {
+    changes.push_back({s, status != core::HealthStatus::kCritical, reason});
   });
   ASSERT_EQ(monitor.view().size(), 3u);
   EXPECT_FALSE(monitor.view()[0].healthy) << "critical until the first pass";

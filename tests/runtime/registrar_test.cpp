@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/instance_state.hpp"
 #include "agent/runtime/registrar.hpp"
 #include "agent/runtime/task_scope.hpp"
 #include "tests/runtime/drive.hpp"
@@ -340,6 +341,39 @@ TEST(Registrar, UpdatedValueIsRewrittenInPlaceOnTheSameLease) {
   rig.registrar_->update_value(1, rig.keys_[1].value);
   ASSERT_TRUE(rig.run([&] { return rig.registered_on(lease); }));
   EXPECT_EQ(rig.etcd_.get(rig.keys_[1].key)->create_revision, created);  // rewritten, never deleted
+  EXPECT_EQ(rig.etcd_.grants(), 1);
+}
+
+// A value source per key: its state (warning, maintenance) is written in place; maintenance keeps the key of
+// a critical service, and ending it withdraws the key.
+TEST(Registrar, StateChangesRewriteTheValueInPlaceAndMaintenanceKeepsACriticalKey) {
+  RegistrarRig rig(service_keys(1));
+  rig.registrar_->set_value_source(0, [&](core::InstanceState state) {
+    return state == core::InstanceState::kPassing ? rig.keys_[0].value
+                                                  : R"({"state":")" + std::string(core::to_string(state)) + R"("})";
+  });
+  rig.start();
+  ASSERT_TRUE(rig.run_until_watching());
+  const std::string key = rig.keys_[0].key;
+  const int64_t created = rig.etcd_.get(key)->create_revision;
+  auto value_is = [&](const std::string& v) {
+    const auto kv = rig.etcd_.get(key);
+    return kv && kv->value == v;
+  };
+
+  rig.registrar_->set_service_health(0, core::HealthStatus::kWarning, "test");
+  ASSERT_TRUE(rig.run([&] { return value_is(R"({"state":"warning"})"); }));
+  rig.registrar_->set_maintenance(0, true, "test");
+  ASSERT_TRUE(rig.run([&] { return value_is(R"({"state":"maintenance"})"); }));
+  rig.registrar_->set_service_health(0, core::HealthStatus::kCritical, "test");
+  EXPECT_EQ(rig.registrar_->instance_state(0), core::InstanceState::kMaintenance);
+  EXPECT_TRUE(rig.registrar_->state().published(0)) << "maintenance keeps a critical service's key";
+  EXPECT_EQ(rig.etcd_.get(key)->create_revision, created) << "every change rewritten in place";
+
+  rig.registrar_->set_maintenance(0, false, "test");
+  ASSERT_TRUE(rig.run([&] { return !rig.etcd_.get(key); })) << "out of maintenance, critical: withdrawn";
+  rig.registrar_->set_service_health(0, core::HealthStatus::kPassing, "test");
+  ASSERT_TRUE(rig.run([&] { return value_is(rig.keys_[0].value); })) << "published again with the passing value";
   EXPECT_EQ(rig.etcd_.grants(), 1);
 }
 

@@ -237,5 +237,33 @@ TEST(ManifestChecks, ReportsErrorsInEveryCheckNotJustTheFirst) {
   EXPECT_EQ(r.errors.size(), 3u);
 }
 
+TEST(ManifestChecks, ParsesATtlCheckAlongsideAProbe) {
+  const ParseResult r = parse(with_checks("      - ttl: 30s\n      - tcp: localhost:1\n      - ttl: 2s\n        name: app\n"));
+  EXPECT_THAT(r.errors, ElementsAre(ErrorAt(8, 9, "services[0].checks[2]", "at most one ttl check")));
+  const ParseResult ok = parse(with_checks("      - ttl: 30s\n      - tcp: localhost:1\n"));
+  ASSERT_TRUE(ok.ok());
+  const CheckSpec& c = ok.manifest->services[0].checks[0];
+  EXPECT_EQ(c.type, CheckType::kTtl);
+  EXPECT_EQ(c.ttl, milliseconds(30000));
+  EXPECT_EQ(c.name, "ttl 30s");
+}
+
+TEST(ManifestChecks, RejectsATtlOutOfBoundsAndProbeTimingOnATtlCheck) {
+  EXPECT_THAT(parse(with_checks("      - ttl: 500ms\n")).errors,
+              ElementsAre(ErrorAt(6, 14, "services[0].checks[0].ttl", "between 1s and 24h")));
+  EXPECT_THAT(parse(with_checks("      - ttl: 25h\n")).errors,
+              ElementsAre(ErrorAt(6, 14, "services[0].checks[0].ttl", "between 1s and 24h")));
+  EXPECT_THAT(parse(with_checks("      - ttl: 10s\n        interval: 5s\n")).errors,
+              ElementsAre(ErrorAt(7, 9, "services[0].checks[0].interval", "does not apply to ttl checks")));
+}
+
+TEST(ManifestChecks, ParsesTheAdminTokenFile) {
+  const ParseResult r = parse(with_checks("      - ttl: 5s\n") + "admin:\n  token_file: /run/secrets/admin-token\n");
+  ASSERT_TRUE(r.ok()) << all_errors(r);
+  EXPECT_EQ(r.manifest->admin.token_file, "/run/secrets/admin-token");
+  EXPECT_THAT(parse(with_checks("      - ttl: 5s\n") + "admin:\n  token_file: \"\"\n").errors,
+              ElementsAre(ErrorAt(8, 15, "admin.token_file", "")));
+}
+
 }  // namespace
 }  // namespace sidecar::core

@@ -76,5 +76,62 @@ TEST(Publication, UnknownIndicesAreNeitherPublishedNorChanged) {
   EXPECT_FALSE(p.remove(7));
 }
 
+TEST(Publication, WarningIsPublishedWithItsStateAndOnlyChangesAreReported) {
+  Publication p;
+  p.add(0, true);
+  auto c = p.set_health(0, HealthStatus::kWarning);
+  EXPECT_FALSE(c.published) << "still published";
+  EXPECT_TRUE(c.state) << "its value must say warning";
+  EXPECT_EQ(p.state(0), InstanceState::kWarning);
+  EXPECT_FALSE(p.set_health(0, HealthStatus::kWarning).any()) << "a repeated warning rewrites nothing";
+  c = p.set_health(0, HealthStatus::kCritical);
+  EXPECT_TRUE(c.published);
+  EXPECT_TRUE(c.state) << "back to passing in the value it will carry when published again";
+  EXPECT_FALSE(p.published(0));
+  EXPECT_EQ(p.state(0), InstanceState::kPassing);
+}
+
+TEST(Publication, MaintenanceKeepsTheKeyWhateverItsHealthAndWinsOverWarning) {
+  Publication p;
+  p.add(0, false);
+  auto c = p.set_maintenance(0, true);
+  EXPECT_TRUE(c.published) << "critical but in maintenance: published, marked";
+  EXPECT_TRUE(c.state);
+  EXPECT_EQ(p.state(0), InstanceState::kMaintenance);
+  EXPECT_FALSE(p.set_health(0, HealthStatus::kWarning).any()) << "maintenance wins over warning";
+  EXPECT_EQ(p.state(0), InstanceState::kMaintenance);
+  c = p.set_maintenance(0, false);
+  EXPECT_FALSE(c.published);
+  EXPECT_TRUE(c.state);
+  EXPECT_EQ(p.state(0), InstanceState::kWarning);
+  c = p.set_health(0, HealthStatus::kCritical);
+  EXPECT_TRUE(c.published) << "out of maintenance, a failing check withdraws it";
+  EXPECT_FALSE(p.published(0));
+}
+
+TEST(Publication, DrainAndShutdownWithdrawAKeyInMaintenanceWithoutChangingItsState) {
+  Publication p;
+  p.add(0, true, /*maintenance=*/true);
+  p.add(1, false, /*maintenance=*/true);
+  EXPECT_TRUE(p.published(1));
+  EXPECT_EQ(p.set_drained(true).changed, (Changed{0, 1}));
+  EXPECT_EQ(p.state(1), InstanceState::kMaintenance);
+  EXPECT_EQ(p.healthy_count(), 2u) << "both come back with the undrain";
+  EXPECT_EQ(p.set_drained(false).changed, (Changed{0, 1}));
+  EXPECT_EQ(p.begin_shutdown(), (Changed{0, 1}));
+  const auto c = p.set_maintenance(0, false);
+  EXPECT_FALSE(c.published) << "withdrawn for the shutdown either way";
+  EXPECT_TRUE(c.state);
+}
+
+TEST(Publication, ARemovedKeyIgnoresHealthAndMaintenance) {
+  Publication p;
+  p.add(0, true);
+  p.remove(0);
+  EXPECT_FALSE(p.set_maintenance(0, true).any());
+  EXPECT_FALSE(p.set_health(0, HealthStatus::kWarning).any());
+  EXPECT_FALSE(p.published(0));
+}
+
 }  // namespace
 }  // namespace sidecar::core

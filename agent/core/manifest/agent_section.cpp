@@ -5,7 +5,7 @@ namespace sidecar::core::manifest {
 namespace {
 
 constexpr std::string_view kLeaseKeys[] = {"ttl"};
-constexpr std::string_view kAdminKeys[] = {"listen", "enabled"};
+constexpr std::string_view kAdminKeys[] = {"listen", "enabled", "token_file"};
 constexpr std::string_view kShutdownKeys[] = {"drain_delay"};
 constexpr std::string_view kAgentKeys[] = {"zone", "region"};
 constexpr Duration kMinLeaseTtl{1000};
@@ -60,6 +60,9 @@ void read_admin(Reader& r, const Entry& section, AdminSpec& admin) {
   }
   if (const Entry* e = map->get("enabled")) {
     if (const auto on = r.boolean(*e, join_path(path, "enabled")); on && !*on) admin.enabled = false;
+  }
+  if (const Entry* e = map->get("token_file")) {
+    if (auto v = r.text(*e, join_path(path, "token_file"), Need::kNonEmpty, "a file path")) admin.token_file = std::move(*v);
   }
 }
 

@@ -7,11 +7,14 @@ namespace sidecar::core::manifest {
 
 namespace {
 
-constexpr std::string_view kCheckKeys[] = {"http",  "tcp",  "exec",        "grpc",    "name",   "interval",
+constexpr std::string_view kCheckKeys[] = {"http",    "tcp",  "exec", "grpc",        "ttl",     "name",   "interval",
                                            "timeout", "rise", "fall", "expect_body", "headers", "service"};
-constexpr std::string_view kCheckTypes[] = {"http", "tcp", "exec", "grpc"};
+constexpr std::string_view kCheckTypes[] = {"http", "tcp", "exec", "grpc", "ttl"};
 constexpr Duration kDefaultCheckTimeout{2000};
 constexpr long long kMaxRiseFall = 100;
+// A TTL below a second is a heartbeat the app cannot keep over a busy event loop; above a day it is no check.
+constexpr Duration kMinTtl{1000};
+constexpr Duration kMaxTtl{24 * 3600 * 1000};
 
 void read_headers(Reader& r, const Entry& section, const std::string& path,
                   std::vector<std::pair<std::string, std::string>>& out) {
@@ -49,7 +52,7 @@ void read_headers(Reader& r, const Entry& section, const std::string& path,
 // One check; nullopt when it has an error (already reported).
 std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std::string& path) {
   if (!item.IsMap()) {
-    r.error(item, path, "expected a map with one of http, tcp, exec or grpc, got " + describe(item));
+    r.error(item, path, "expected a map with one of http, tcp, exec, grpc or ttl, got " + describe(item));
     return std::nullopt;
   }
   // An unknown key where the type belongs ("script:", "htpp:") is the likely mistake: say it as such.
@@ -86,7 +89,7 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
     if (const Entry* e = map->find(type)) types.push_back(e);
   }
   if (types.empty()) {
-    r.error(item, path, "needs a check type: one of http, tcp, exec or grpc");
+    r.error(item, path, "needs a check type: one of http, tcp, exec, grpc or ttl");
     return std::nullopt;
   }
   if (types.size() > 1) {
@@ -104,7 +107,17 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
     r.error(type_entry.key_node, type_field, "is required");
     return std::nullopt;
   }
-  if (type_entry.key == "exec") {
+  if (type_entry.key == "ttl") {
+    spec.type = CheckType::kTtl;
+    if (auto d = r.duration(type_entry, type_field)) {
+      if (*d < kMinTtl || *d > kMaxTtl) {
+        r.error(type_entry.value, type_field, "must be between 1s and 24h, got " + format_duration(*d));
+      } else {
+        spec.ttl = *d;
+        spec.target = format_duration(*d);
+      }
+    }
+  } else if (type_entry.key == "exec") {
     spec.type = CheckType::kExec;
     if (!type_entry.value.IsSequence()) {
       r.error(type_entry.value, type_field,
@@ -172,6 +185,17 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
     }
   }
 
+  if (spec.type == CheckType::kTtl) {
+    // No probe runs: the probe's timing would be silently ignored, which hides a misunderstanding.
+    for (const std::string_view key : {"interval", "timeout", "rise", "fall"}) {
+      if (const Entry* e = map->find(key)) {
+        r.error(e->key_node, join_path(path, key),
+                "does not apply to ttl checks: the app reports pass, warn or fail at least once per ttl");
+      }
+    }
+    if (r.error_count() != errors_before) return std::nullopt;
+    return spec;
+  }
   bool interval_ok = true;
   if (const Entry* e = map->get("interval")) {
     if (auto d = r.positive_duration(*e, join_path(path, "interval"))) spec.interval = *d; else interval_ok = false;
@@ -205,8 +229,19 @@ std::optional<CheckSpec> read_check(Reader& r, const YAML::Node& item, const std
 void read_checks(Reader& r, const Entry& section, const std::string& path, std::vector<CheckSpec>& out) {
   const std::optional<YAML::Node> items = r.sequence(section, path, "check");
   if (!items) return;
+  bool has_ttl = false;
   for (std::size_t i = 0; i < items->size(); ++i) {
-    if (auto check = read_check(r, (*items)[i], index_path(path, i))) out.push_back(std::move(*check));
+    auto check = read_check(r, (*items)[i], index_path(path, i));
+    if (!check) continue;
+    if (check->type == CheckType::kTtl) {
+      // The app reports per service id (PUT /v1/checks/<id>/pass): a second ttl check could not be told apart.
+      if (has_ttl) {
+        r.error((*items)[i], index_path(path, i), "a service has at most one ttl check (the app reports per service id)");
+        continue;
+      }
+      has_ttl = true;
+    }
+    out.push_back(std::move(*check));
   }
 }
 
