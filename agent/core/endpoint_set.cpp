@@ -42,12 +42,18 @@ const Instance* EndpointSet::find(std::string_view id) const {
 }
 
 std::vector<const Instance*> EndpointSet::sorted() const {
-  std::vector<const Instance*> out;
-  out.reserve(size());
-  for (const auto& [id, inst] : entries_) {
-    if (inst.valid()) out.push_back(&inst);
+  // Kept between calls: a write of a 10,000-instance file walked the whole tree every time, and with the
+  // nodes cold in cache that walk was the largest cost of a write. Map nodes do not move, so the list
+  // stays right until an instance is added or removed or turns valid or invalid.
+  if (!sorted_current_) {
+    sorted_.clear();
+    sorted_.reserve(size());
+    for (const auto& [id, inst] : entries_) {
+      if (inst.valid()) sorted_.push_back(&inst);
+    }
+    sorted_current_ = true;
   }
-  return out;
+  return sorted_;
 }
 
 void EndpointSet::advance_revision(int64_t rev) { revision_ = std::max(revision_, rev); }
@@ -105,6 +111,7 @@ ResetResult EndpointSet::finish_reset(int64_t revision) {
   result.changed = a != entries_.end() || b != fresh.end();
 
   entries_ = std::move(fresh);
+  sorted_current_ = false;
   invalid_count_ = invalid;
   // Not max(): after a wiped etcd the new store's revision is lower, and that is the point of a reset.
   revision_ = revision;
@@ -139,6 +146,7 @@ ApplyResult EndpointSet::apply(const EventInput& ev) {
       --invalid_count_;
     }
     entries_.erase(it);
+    sorted_current_ = false;
   };
 
   if (ev.type == EventInput::Type::kDelete) {
@@ -164,12 +172,14 @@ ApplyResult EndpointSet::apply(const EventInput& ev) {
     result.changed = inst.valid();
     if (!inst.valid()) ++invalid_count_;
     entries_.emplace(result.id, std::move(inst));
+    sorted_current_ = false;
     return result;
   }
   Instance& old = it->second;
   result.changed = (old.valid() || inst.valid()) && !old.same_rendering(inst);
   if (old.valid() && !inst.valid()) ++invalid_count_;
   if (!old.valid() && inst.valid()) --invalid_count_;
+  if (old.valid() != inst.valid()) sorted_current_ = false;
   old = std::move(inst);
   return result;
 }

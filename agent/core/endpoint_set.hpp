@@ -93,7 +93,8 @@ class EndpointSet {
   size_t invalid_count() const { return invalid_count_; }
   bool contains(std::string_view id) const;         // valid or invalid
   const Instance* find(std::string_view id) const;  // valid or invalid; nullptr when absent
-  // Valid instances in id order. Pointers stay valid until the next reset/apply.
+  // Valid instances in id order. Pointers stay valid until the next reset/apply. The list is kept between
+  // calls and rebuilt only after an instance was added, removed, or turned valid or invalid.
   std::vector<const Instance*> sorted() const;
 
   // "" when `key` is outside the prefix or names the prefix itself.
@@ -108,6 +109,8 @@ class EndpointSet {
   using Entries = std::map<std::string, Instance, std::less<>>;
   Entries entries_;
   Entries pending_;  // a reset in progress
+  mutable std::vector<const Instance*> sorted_;  // sorted()'s answer while sorted_current_
+  mutable bool sorted_current_ = false;
   size_t invalid_count_ = 0;
   int64_t revision_ = 0;
 };
