@@ -73,7 +73,10 @@ std::optional<HealthState> decode_health_state(std::string_view text, std::strin
     return std::nullopt;
   }
   HealthState out;
-  for (const auto& [key, entry] : services->items()) {
+  for (const auto& item : services->items()) {
+    // Named copies, not structured bindings: clang 14 (the fuzz build) cannot capture those in a lambda.
+    const std::string& key = item.key();
+    const auto& entry = item.value();
     const auto bad = [&](const std::string& why) {
       *error = "service \"" + key + "\": " + why;
       return std::nullopt;
