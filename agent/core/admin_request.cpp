@@ -1,33 +1,10 @@
 #include "agent/core/admin_request.hpp"
 
+#include "agent/core/percent_decode.hpp"
+
 namespace sidecar::core {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-               hex_value(text[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
-      i += 2;
-    } else {
-      out += c;  // a stray '%' is kept as written
-    }
-  }
-  return out;
-}
 
 size_t id_users(const std::vector<ServiceRef>& services, std::string_view id) {
   size_t n = 0;
@@ -45,8 +22,8 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
     const size_t amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
     const size_t eq = pair.find('=');
-    if (percent_decode(pair.substr(0, eq)) == name) {
-      return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    if (*percent_decode(pair.substr(0, eq), BadEscape::kKeep) == name) {
+      return eq == std::string_view::npos ? std::string() : *percent_decode(pair.substr(eq + 1), BadEscape::kKeep);
     }
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/instance.hpp"
+#include "agent/core/percent_decode.hpp"
 
 namespace sidecar::core {
 namespace {
@@ -171,28 +172,6 @@ void sort_instances(std::vector<const Instance*>& list, SortOrder order, std::st
   }
 }
 
-// '+' is a space and %XX a byte, as browsers and curl --data-urlencode write them. nullopt on a bad escape.
-std::optional<std::string> percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      if (i + 2 >= text.size()) return std::nullopt;
-      unsigned value = 0;
-      const auto [ptr, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
-      if (ec != std::errc() || ptr != text.data() + i + 3) return std::nullopt;
-      out += static_cast<char>(value);
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view to_string(SortOrder order) {
@@ -257,8 +236,9 @@ SelectorQuery parse_selector_query(std::string_view query) {
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (part.empty()) continue;
     const size_t eq = part.find('=');
-    const auto raw_key = percent_decode(part.substr(0, eq));
-    const auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
+    const auto raw_key = percent_decode(part.substr(0, eq), BadEscape::kFail);
+    const auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1),
+                                      BadEscape::kFail);
     if (!raw_key || !value) return fail("bad percent-encoding in '" + std::string(part) + "'");
     const std::string& key = *raw_key;
     if (eq == std::string_view::npos || value->empty()) return fail("parameter '" + key + "' has no value");
