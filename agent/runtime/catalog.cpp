@@ -105,7 +105,6 @@ asio::awaitable<Catalog::Lookup> Catalog::lookup(std::string service, std::chron
   }
   const auto admit = policy_.lookup(service, RuntimeClock::now());
   if (admit == core::CatalogPolicy::Admit::kRefused) {
-    ++stats_.refused_total;
     out.status = Lookup::Status::kRefused;
     out.error = "the catalog already watches " + std::to_string(policy_.size()) +
                 " services (catalog.max_services); not starting a watch for " + service;

@@ -28,7 +28,7 @@ struct CatalogOptions {
 struct CatalogStats {
   uint64_t started_total = 0;  // watches started (subscriptions and lookups)
   uint64_t expired_total = 0;  // on-demand watches stopped after the idle timeout
-  uint64_t refused_total = 0;  // lookups refused by max_services
+  // Lookups refused by max_services: core::CatalogPolicy::refused_total() counts them.
 };
 
 class Catalog {

@@ -26,7 +26,7 @@ void collect_catalog_metrics(const Catalog& catalog, std::vector<core::MetricFam
   out.push_back(std::move(index));
   out.push_back({"etcd_sidecar_catalog_lookups_refused_total",
                  "Lookups of an unwatched service refused because catalog.max_services were watched already",
-                 core::MetricType::kCounter, {{{}, static_cast<double>(catalog.stats().refused_total)}}, {}});
+                 core::MetricType::kCounter, {{{}, static_cast<double>(catalog.policy().refused_total())}}, {}});
   out.push_back({"etcd_sidecar_catalog_watches_expired_total",
                  "On-demand watches stopped after catalog.idle_timeout without a lookup",
                  core::MetricType::kCounter, {{{}, static_cast<double>(catalog.stats().expired_total)}}, {}});
@@ -47,7 +47,7 @@ void add_catalog_status(const Catalog& catalog, nlohmann::json& doc) {
   doc["catalog"] = {{"max_services", policy.limits().max_services},
                     {"idle_timeout_seconds",
                      std::chrono::duration<double>(policy.limits().idle_timeout).count()},
-                    {"refused_total", catalog.stats().refused_total},
+                    {"refused_total", catalog.policy().refused_total()},
                     {"expired_total", catalog.stats().expired_total},
                     {"services", std::move(services)}};
 }

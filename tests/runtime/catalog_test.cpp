@@ -207,7 +207,7 @@ TEST(Catalog, ALookupPastMaxServicesIsRefusedWithAReason) {
   EXPECT_EQ(first.result->status, Catalog::Lookup::Status::kOk);
   EXPECT_EQ(second.result->status, Catalog::Lookup::Status::kRefused);
   EXPECT_NE(second.result->error.find("catalog.max_services"), std::string::npos) << second.result->error;
-  EXPECT_EQ(catalog.stats().refused_total, 1u);
+  EXPECT_EQ(catalog.policy().refused_total(), 1u);
   EXPECT_EQ(etcd.watches().size(), 1u);
   EXPECT_TRUE(stop_and_join(io, catalog));
   EXPECT_TRUE(testing::join(io, scope));
