@@ -26,13 +26,30 @@ std::string read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
-  char dir_template[] = "/tmp/discovery-fake-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  const std::filesystem::path dir = dir_template;
+// A scratch directory, the loop, the writer thread, the fake etcd and a started catalog on it; TearDown
+// joins the catalog and the writer and removes the directory. Each test stops and joins its discoveries.
+class DiscoveryOnFakeEtcd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir_template[] = "/tmp/discovery-fake-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    dir = dir_template;
+    catalog.start();
+  }
+  void TearDown() override {
+    EXPECT_TRUE(testing::stop_and_join(io, catalog));
+    writer.join();
+    std::filesystem::remove_all(dir);
+  }
+
+  std::filesystem::path dir;
   asio::io_context io;
-  asio::thread_pool writer(1);
-  FakeEtcd etcd(io);
+  asio::thread_pool writer{1};
+  FakeEtcd etcd{io};
+  Catalog catalog{io, etcd, {}};
+};
+
+TEST_F(DiscoveryOnFakeEtcd, FollowsEtcdIntoItsSetAndFile) {
   etcd.put("/services/web/a", instance(1001));
   etcd.put("/services/webx/b", instance(1002));  // another service sharing the name's first letters
   core::DiscoverSpec spec;
@@ -40,8 +57,6 @@ TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
   spec.output = (dir / "web.json").string();
   spec.wait_min = 0ms;
   spec.wait_max = 0ms;
-  Catalog catalog(io, etcd, {});
-  catalog.start();
   Discovery discovery(io, catalog, writer, spec, "", {});
   discovery.start();
   ASSERT_TRUE(run_until(io, [&] { return discovery.output_stats().writes >= 1; }));
@@ -58,21 +73,10 @@ TEST(Discovery, FollowsEtcdIntoItsSetAndFile) {
   EXPECT_EQ(etcd.ranges(), 1) << "an event made the watcher re-read the prefix";
 
   EXPECT_TRUE(testing::stop_and_join(io, discovery));
-  EXPECT_TRUE(testing::stop_and_join(io, catalog));
-  writer.join();
-  std::filesystem::remove_all(dir);
 }
 
-TEST(Discovery, TwoEntriesOfOneServiceShareAWatchAndALateOneWritesFromTheCatalogAtOnce) {
-  char dir_template[] = "/tmp/discovery-fake-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  const std::filesystem::path dir = dir_template;
-  asio::io_context io;
-  asio::thread_pool writer(1);
-  FakeEtcd etcd(io);
+TEST_F(DiscoveryOnFakeEtcd, TwoEntriesOfOneServiceShareAWatchAndALateOneWritesFromTheCatalogAtOnce) {
   etcd.put("/services/web/a", instance(1001));
-  Catalog catalog(io, etcd, {});
-  catalog.start();
   core::DiscoverSpec json;
   json.service = "web";
   json.output = (dir / "web.json").string();
@@ -98,9 +102,6 @@ TEST(Discovery, TwoEntriesOfOneServiceShareAWatchAndALateOneWritesFromTheCatalog
 
   EXPECT_TRUE(testing::stop_and_join(io, first));
   EXPECT_TRUE(testing::stop_and_join(io, second));
-  EXPECT_TRUE(testing::stop_and_join(io, catalog));
-  writer.join();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
