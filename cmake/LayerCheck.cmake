@@ -1,4 +1,5 @@
-# Owns: the include rule between the agent's layers (core <- output <- runtime <- daemon, core <- etcd <- runtime)
+# Owns: the include rule between the agent's layers (core <- output <- runtime <- frontend <- daemon,
+#       core <- etcd <- runtime)
 # Runs: at configure time (included from CMakeLists.txt) and as the CTest layering_includes_point_inward (-P).
 #
 # The link lines alone do not enforce the rule: a header-only library (Asio, spdlog) or a header of an outer
@@ -7,9 +8,11 @@
 
 # "<dir>|<regex of forbidden include targets>|<why>": one rule a line.
 set(SIDECAR_LAYER_RULES
-  "agent/core|^(boost/asio|asio|grpc|grpcpp|google/protobuf|spdlog|fmt)[/.]|.*\\.pb\\.h$|^agent/(output|etcd|runtime|daemon)/|core is pure and innermost: no Asio, gRPC, protobuf, spdlog, nor an outer layer"
-  "agent/output|^agent/(etcd|runtime|daemon)/|output sees only core"
-  "agent/etcd|^agent/(output|runtime|daemon)/|etcd sees only core")
+  "agent/core|^(boost/asio|asio|grpc|grpcpp|google/protobuf|spdlog|fmt)[/.]|.*\\.pb\\.h$|^agent/(output|etcd|runtime|frontend|daemon)/|core is pure and innermost: no Asio, gRPC, protobuf, spdlog, nor an outer layer"
+  "agent/output|^agent/(etcd|runtime|frontend|daemon)/|output sees only core"
+  "agent/etcd|^agent/(output|runtime|frontend|daemon)/|etcd sees only core"
+  "agent/runtime|^agent/(frontend|daemon)/|runtime sees core, etcd and output; the front-ends are views of it"
+  "agent/frontend|^agent/daemon/|the front-ends see the runtime, not the wiring")
 
 # Sets `out_var` to "file:line: #include <x> (why)" to the list named `out_var` for every include that breaks a rule.
 function(sidecar_check_layers root out_var)

@@ -48,6 +48,13 @@ readonly PACKAGES=(
   # The container tests probe /livez and /readyz and look for free ports.
   curl
   iproute2
+  # The DNS front-end encodes and decodes DNS messages with libknot (Knot DNS's wire library). Tests ask it
+  # with dig and kdig; `make bench` loads it with dnsperf next to knotd serving the same records.
+  libknot-dev
+  knot
+  dnsperf
+  dnsutils
+  knot-dnsutils
 )
 
 # The interop test runs a real app on the `etcd3` npm library. A machine that already has node and npm

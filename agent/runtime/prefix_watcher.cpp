@@ -80,6 +80,7 @@ asio::awaitable<bool> PrefixWatcher::snapshot() {
     while (page == Page::kMore && !stopping_) page = co_await read_page(from, at);
     if (page == Page::kDone) {
       snapshot_failing_ = false;
+      stats_.live = true;
       if (stats_.synced) ++stats_.resyncs;
       stats_.synced = true;
       stats_.revision = at;
@@ -93,6 +94,12 @@ asio::awaitable<bool> PrefixWatcher::snapshot() {
                  at);
   }
   co_return false;
+}
+
+void PrefixWatcher::lost_contact() {
+  if (!stats_.live && stats_.down_since != std::chrono::steady_clock::time_point{}) return;
+  stats_.live = false;
+  stats_.down_since = RuntimeClock::now();
 }
 
 asio::awaitable<void> PrefixWatcher::run() {
@@ -119,6 +126,7 @@ asio::awaitable<void> PrefixWatcher::run() {
       if (healthy && !stopping_) {
         ++stats_.watch_starts;
         while (auto resp = co_await stream->read()) {
+          stats_.live = true;
           if (resp->canceled) {
             if (resp->compact_revision > 0) {
               spdlog::warn("watch {}: revision {} was compacted (oldest kept {}); re-reading the prefix", prefix_,
@@ -165,6 +173,7 @@ asio::awaitable<void> PrefixWatcher::run() {
       status = co_await stream->finish();  // a failure was reported to the client for failover
     }
     if (stopping_) break;
+    if (!resync_now) lost_contact();
     // A lost stream may mean etcd was wiped or restored: a wiped single member comes back with the same
     // cluster id and, once it has taken some writes, a revision past ours, so nothing in a header gives it
     // away. Re-read the prefix on every reconnect; an unchanged set costs one Range and no file write.

@@ -13,6 +13,7 @@
 
 #include "agent/core/endpoint_set.hpp"
 #include "agent/core/watch_retry.hpp"
+#include "agent/runtime/clock.hpp"
 #include "agent/runtime/etcd_port.hpp"
 #include "agent/runtime/task_scope.hpp"
 
@@ -62,6 +63,11 @@ struct PrefixWatcherStats {
   uint64_t retries = 0;       // restarts after a backoff (a failed or refused watch; not a resync)
   uint64_t range_pages = 0;   // Range responses read for snapshots (a paged read counts each page)
   std::chrono::milliseconds last_retry_delay{0};  // the backoff before the latest of those restarts
+  // Contact with etcd: true from a successful read or watch response until a read fails or the stream ends
+  // (a stopped or unreachable etcd ends it within gRPC's keepalive, 8 s). Views answering from the set say
+  // they are stale while it is false; down_since (RuntimeClock) is when it last became false.
+  bool live = false;
+  std::chrono::steady_clock::time_point down_since{};
 };
 
 struct PrefixWatcherOptions {
@@ -94,6 +100,8 @@ class PrefixWatcher {
   enum class Page { kDone, kMore, kFailed, kCompacted };
   // One page of the snapshot: from `from` (advanced past the page) at `at` (0: the latest; set by the first).
   asio::awaitable<Page> read_page(std::string& from, int64_t& at);
+  // A read failed or the stream ended: no longer live, since now (kept from the first loss of an outage).
+  void lost_contact();
 
   asio::io_context& io_;
   EtcdPort& etcd_;

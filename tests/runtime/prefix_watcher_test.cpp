@@ -142,6 +142,36 @@ TEST(PrefixWatcher, RetriesAFailedReadWithTheFailureBackoff) {
   EXPECT_TRUE(stop_and_join(io, watcher));
 }
 
+TEST(PrefixWatcher, IsNotLiveFromALostStreamUntilEtcdAnswersAgain) {
+  asio::io_context io;
+  FakeEtcd etcd(io);
+  etcd.put("/s/a", "1");
+  RecordingSink sink;
+  PrefixWatcher watcher(io, etcd, "/s/", sink, quick());
+  EXPECT_FALSE(watcher.stats().live);
+  watcher.start();
+  ASSERT_TRUE(run_until(io, [&] { return etcd.open_watches() == 1; }));
+  EXPECT_TRUE(watcher.stats().live);
+
+  const auto before = RuntimeClock::now();
+  etcd.fail_ranges(3);  // the re-reads fail three times: one outage
+  etcd.end_watches(EtcdStatus::failure(14, "connection refused"));
+  ASSERT_TRUE(run_until(io, [&] { return watcher.stats().retries == 1; }));
+  EXPECT_FALSE(watcher.stats().live);
+  const auto down = watcher.stats().down_since;
+  EXPECT_GE(down, before);
+  EXPECT_TRUE(watcher.stats().synced);  // the set is kept: stale, not gone
+
+  // Failed re-reads keep the outage's start; it is not restarted by each.
+  ASSERT_TRUE(run_until(io, [&] { return watcher.stats().retries == 3; }));
+  EXPECT_FALSE(watcher.stats().live);
+  EXPECT_EQ(watcher.stats().down_since, down);
+
+  ASSERT_TRUE(run_until(io, [&] { return watcher.stats().live && etcd.open_watches() == 1; }));
+  EXPECT_EQ(watcher.stats().retries, 4u);
+  EXPECT_TRUE(stop_and_join(io, watcher));
+}
+
 TEST(PrefixWatcher, ResyncsWhenAnotherClusterAnswers) {
   asio::io_context io;
   FakeEtcd etcd(io);
