@@ -147,6 +147,12 @@ struct CatalogSpec {
   size_t max_services = 1000;                  // 1..100000
 };
 
+// `http: {max_waiters: 10000}`: the catalog lookups on the admin endpoint. Blocking queries and event
+// streams hold their connection; at most max_waiters of them at once (the next is answered 429).
+struct HttpSpec {
+  size_t max_waiters = 10000;                  // 1..1000000
+};
+
 // A parsed "host:port" / "[v6]:port" listen address; `error` is set instead when the text is not one.
 struct ListenAddress {
   std::string host;
@@ -172,6 +178,7 @@ struct Manifest {
   std::vector<ConfigSpec> config;
   AdminSpec admin;
   CatalogSpec catalog;
+  HttpSpec http;
   // `shutdown: {drain_delay: 0s}`: on SIGTERM, delete the keys, wait this long (the app finishes in-flight
   // requests while clients stop sending), then revoke the lease and exit.
   Duration drain_delay{0};

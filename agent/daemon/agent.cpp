@@ -28,14 +28,13 @@ void print_dev_banner(const core::Manifest& m) {
   std::cout << "Ctrl-C deregisters and stops.\n" << std::endl;
 }
 
-// The seed of `sort: random-stable`: stable across restarts of this host, different on the next one.
+}  // namespace
+
 std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return {};
   return name;
 }
-
-}  // namespace
 
 bool load_templates(const core::Manifest& manifest, std::vector<std::string>* templates) {
   templates->clear();

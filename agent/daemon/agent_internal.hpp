@@ -27,6 +27,7 @@
 #include "agent/daemon/watchdog.hpp"
 #include "agent/etcd/client.hpp"
 #include "agent/etcd/completion_bridge.hpp"
+#include "agent/frontend/http/catalog_http.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/catalog.hpp"
 #include "agent/runtime/config_mirror.hpp"
@@ -44,6 +45,8 @@ namespace asio = boost::asio;
 // Templates are read at start and at every reload: a missing or broken one is a config error, not a
 // runtime surprise. One entry per discovery (empty for the other formats).
 bool load_templates(const core::Manifest& manifest, std::vector<std::string>* templates);
+// This host's name: the seed of `sort: random-stable` (stable across restarts here, different on the next host).
+std::string host_name();
 
 class Agent {
  public:
@@ -72,6 +75,8 @@ class Agent {
   // agent_admin.cpp
   SnapshotSources sources() const;
   void setup_admin();
+  // agent_catalog_http.cpp
+  void setup_catalog_http();
 
   // agent_app_health.cpp: TTL reports, maintenance, the health state file and the admin token.
   void load_health_state();
@@ -146,6 +151,8 @@ class Agent {
   std::vector<ServiceSlot> services_;  // in manifest order
   // Every watched service, shared by its consumers: made after port_, destroyed before it and after them.
   std::unique_ptr<runtime::Catalog> catalog_;
+  // The catalog on the admin endpoint (/v1/catalog/..): made with the admin server, before it starts.
+  std::unique_ptr<frontend::CatalogHttp> catalog_http_;
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
   std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
   core::ConfigVersion config_;

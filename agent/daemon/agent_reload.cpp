@@ -136,6 +136,7 @@ bool Agent::apply_reload(core::Manifest next) {
 
   manifest_ = std::move(next);
   catalog_->set_limits(catalog_options(manifest_).limits);
+  if (admin_) admin_->set_max_parked(manifest_.http.max_waiters);
   templates_ = std::move(templates);
   discoveries_ = std::move(discoveries);
   mirrors_ = std::move(mirrors);

@@ -113,6 +113,8 @@ void Agent::stop_consumers() {
   stop_health();
   for (auto& d : discoveries_) d->stop();
   for (auto& m : mirrors_) m->stop();
+  // Blocking queries and event streams answer now (503) and end: they would otherwise hold the loop.
+  if (catalog_http_) catalog_http_->stop();
   if (catalog_) catalog_->stop();
 }
 

@@ -25,21 +25,49 @@ std::string describe(const tcp::endpoint& ep) {
   return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
 }
 
-http::response<http::string_body> make_response(int status, unsigned version, const std::string& content_type,
-                                                std::string body) {
+}  // namespace
+
+http::response<http::string_body> make_admin_response(int status, unsigned version, std::string_view content_type,
+                                                      std::string body) {
   http::response<http::string_body> res{static_cast<http::status>(status), version};
   res.set(http::field::server, "etcd-sidecar");
-  res.set(http::field::content_type, content_type);
+  res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
   res.set(http::field::cache_control, "no-store");
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
 }
 
-}  // namespace
+bool AdminConnection::park() {
+  if (parked_) return true;
+  if (server_.parked_ >= server_.options_.max_parked) {
+    ++server_.parked_refused_;
+    return false;
+  }
+  parked_ = true;
+  ++server_.parked_;
+  server_.wake_accept();  // a slot of max_connections is free again
+  return true;
+}
+
+void AdminConnection::unpark() {
+  if (!parked_) return;
+  parked_ = false;
+  --server_.parked_;
+}
+
+bool AdminConnection::stopping() const { return server_.stopping_; }
+
+asio::awaitable<bool> AdminConnection::write(http::response<http::string_body>& response) {
+  boost::system::error_code ec;
+  stream_.expires_after(server_.options_.io_timeout);
+  co_await http::async_write(stream_, response, asio::redirect_error(use_awaitable, ec));
+  const bool ok = !ec && !server_.stopping_;
+  co_return ok;
+}
 
 AdminServer::AdminServer(asio::io_context& io, AdminServerOptions options, core::AdminHandlers handlers)
-    : io_(io), options_(std::move(options)), handlers_(std::move(handlers)), acceptor_(io), accept_retry_(io), scope_(io, "admin endpoint") {}
+    : io_(io), options_(std::move(options)), handlers_(std::move(handlers)), acceptor_(io), accept_retry_(io), accept_gate_(io), scope_(io, "admin endpoint") {}
 
 std::unique_ptr<AdminServer> AdminServer::bind(asio::io_context& io, AdminServerOptions options,
                                                core::AdminHandlers handlers, std::string* error) {
@@ -84,6 +112,7 @@ void AdminServer::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
   accept_retry_.cancel();
+  accept_gate_.cancel();
   for (tcp::socket* socket : live_) {
     socket->shutdown(tcp::socket::shutdown_both, ec);
     socket->close(ec);
@@ -94,6 +123,12 @@ asio::awaitable<void> AdminServer::accept_loop() {
   bool warned = false;
   while (!stopping_) {
     boost::system::error_code ec;
+    if (short_connections() >= options_.max_connections) {
+      // Full: leave the next clients in the listen backlog until a connection ends or parks.
+      accept_gate_.expires_at(asio::steady_timer::time_point::max());
+      co_await accept_gate_.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
+    }
     tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
     if (stopping_) break;
     if (ec) {
@@ -105,15 +140,69 @@ asio::awaitable<void> AdminServer::accept_loop() {
       continue;
     }
     warned = false;
-    if (live_.size() >= options_.max_connections) {
-      // Closing at once costs nothing to hold; the client sees a reset and retries.
-      ++refused_;
-      socket.close(ec);
-      continue;
-    }
     scope_.spawn("connection", serve(std::move(socket)));
   }
 }
+
+namespace {
+
+// One request read off a connection, copied out of the parser: a connection that then waits in a
+// long-lived route keeps this, not the parser's buffers (10,000 waiters must stay small).
+struct ReadRequest {
+  bool closed = false;  // the client went away or timed out: nothing to answer
+  int error_status = 0;  // a malformed or oversized request: answer this and close
+  std::string error;
+  std::string method;
+  std::string target;
+  std::string body;
+  std::string authorization;
+  std::string accept;
+  std::string last_event_id;
+  unsigned version = 11;
+  bool keep_alive = true;
+};
+
+asio::awaitable<ReadRequest> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                          const AdminServerOptions& options) {
+  ReadRequest out;
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
+  parser.body_limit(options.body_limit);
+  // One deadline for the whole request: a client trickling a byte at a time is dropped all the same.
+  stream.expires_after(options.io_timeout);
+  boost::system::error_code ec;
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+  if (ec) {
+    if (ec == http::error::header_limit || ec == beast::error_code(http::error::buffer_overflow)) {
+      out.error_status = 431;
+      out.error = "request header too large";
+    } else if (ec == http::error::body_limit) {
+      out.error_status = 413;
+      out.error = "request body too large";
+    } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof &&
+               ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
+      out.error_status = 400;
+      out.error = "malformed request: " + ec.message();
+    } else {
+      out.closed = true;
+    }
+    co_return out;
+  }
+  auto& req = parser.get();
+  out.method = std::string(req.method_string());
+  out.target = std::string(req.target());
+  out.body = std::move(req.body());
+  out.authorization = std::string(req[http::field::authorization]);
+  out.accept = std::string(req[http::field::accept]);
+  out.last_event_id = std::string(req["Last-Event-ID"]);
+  out.version = req.version();
+  out.keep_alive = req.keep_alive();
+  co_return out;
+}
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+}  // namespace
 
 asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
@@ -122,47 +211,34 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
   // The buffer's cap bounds what one connection can make us hold, whatever the parser limits say.
   beast::flat_buffer buffer(options_.header_limit + options_.body_limit);
   for (unsigned served = 0; served < options_.max_requests_per_connection && !stopping_; ++served) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
-    parser.body_limit(options_.body_limit);
-    // One deadline for the whole request: a client trickling a byte at a time is dropped all the same.
-    stream.expires_after(options_.io_timeout);
+    ReadRequest req = co_await read_request(stream, buffer, options_);
+    if (stopping_ || req.closed) break;
     boost::system::error_code ec;
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
-    if (stopping_) break;
-    if (ec) {
-      int status = 0;
-      std::string why;
-      if (ec == http::error::header_limit || ec == beast::error_code(http::error::buffer_overflow)) {
-        status = 431;
-        why = "request header too large";
-      } else if (ec == http::error::body_limit) {
-        status = 413;
-        why = "request body too large";
-      } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof &&
-                 ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
-        status = 400;
-        why = "malformed request: " + ec.message();
-      }
-      if (status != 0) {
-        auto res = make_response(status, 11, "application/json", nlohmann::json({{"error", why}}).dump() + "\n");
-        res.keep_alive(false);
-        stream.expires_after(options_.io_timeout);
-        co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-      }
+    if (req.error_status != 0) {
+      auto res = make_admin_response(req.error_status, 11, "application/json",
+                                     nlohmann::json({{"error", req.error}}).dump() + "\n");
+      res.keep_alive(false);
+      stream.expires_after(options_.io_timeout);
+      co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
       break;
     }
-    const auto& req = parser.get();
-    const std::string method(req.method_string());
-    const std::string target(req.target());
-    const std::string authorization(req[http::field::authorization]);
-    core::AdminReply reply =
-        core::handle_admin_request(core::AdminRequest{method, target, req.body(), authorization}, handlers_);
-    spdlog::debug("admin: {} {} -> {}", method, target, reply.status);
-    auto res = make_response(reply.status, req.version(), reply.content_type, std::move(reply.body));
+    const bool last = served + 1 >= options_.max_requests_per_connection;
+    if (async_routes_ != nullptr && req.method == "GET" && async_routes_->handles(path_of(req.target))) {
+      if (buffer.size() == 0) buffer.shrink_to_fit();  // nothing pipelined: hold no buffer while waiting
+      AdminHttpRequest request{std::move(req.method), std::move(req.target), std::move(req.accept),
+                               std::move(req.last_event_id), req.version, req.keep_alive && !last};
+      AdminConnection connection(*this, stream);
+      const bool again = co_await async_routes_->serve(connection, std::move(request));
+      if (!again || stopping_) break;
+      continue;
+    }
+    core::AdminReply reply = core::handle_admin_request(
+        core::AdminRequest{req.method, req.target, req.body, req.authorization}, handlers_);
+    spdlog::debug("admin: {} {} -> {}", req.method, req.target, reply.status);
+    auto res = make_admin_response(reply.status, req.version, reply.content_type, std::move(reply.body));
     if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
     if (!reply.www_authenticate.empty()) res.set(http::field::www_authenticate, reply.www_authenticate);
-    res.keep_alive(req.keep_alive() && served + 1 < options_.max_requests_per_connection);
+    res.keep_alive(req.keep_alive && !last);
     stream.expires_after(options_.io_timeout);
     co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
     if (ec || !res.keep_alive() || stopping_) break;
@@ -171,6 +247,7 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream.socket().close(ignored);
   live_.erase(registered);
+  wake_accept();
 }
 
 }  // namespace sidecar::runtime

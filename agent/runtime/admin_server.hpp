@@ -1,5 +1,6 @@
 // Owns: the admin HTTP listener (Boost.Beast) and its connections: /livez, /readyz, /metrics, /v1/status,
-// /v1/drain, /v1/undrain, /v1/checks/.., /v1/maintenance (routing in core::handle_admin_request).
+// /v1/drain, /v1/undrain, /v1/checks/.., /v1/maintenance (routing in core::handle_admin_request), and the
+// hand-over of long-lived routes (blocking queries, event streams) to AdminAsyncRoutes with their own bound.
 // Thread: io_context thread; handlers run on it, so they read agent state without locks. A stuck loop stops
 // answering /livez, which is the point.
 #pragma once
@@ -9,6 +10,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -28,12 +32,66 @@ struct AdminServerOptions {
   // Bounds that keep a slow or hostile client from pinning memory or connections: each connection holds at
   // most one request of header_limit + body_limit bytes, and is dropped after io_timeout without progress
   // on a whole request or response.
+  // Connections reading a request or being answered by a short route. At the bound the listener stops
+  // accepting (the kernel's backlog holds the next ones) until one ends, so a burst of clients waits a
+  // moment instead of being reset; connections parked in a long-lived route do not count.
   size_t max_connections = 16;
+  // Connections parked in a long-lived route (AdminConnection::park); the next one is answered 429.
+  size_t max_parked = 10000;
   size_t header_limit = 8 * 1024;
   size_t body_limit = 4096;  // a check report's note, bounded like a probe's output (core::kMaxCheckOutput)
   std::chrono::milliseconds io_timeout{5000};
   unsigned max_requests_per_connection = 100;
 };
+
+class AdminServer;
+
+// One request, as a long-lived route needs it (the parser and its buffers are gone by then).
+struct AdminHttpRequest {
+  std::string method;
+  std::string target;
+  std::string accept;         // the Accept header
+  std::string last_event_id;  // the Last-Event-ID header (an event stream resumed by the browser API)
+  unsigned version = 11;
+  bool keep_alive = true;
+};
+
+// A connection handed to a long-lived route: its stream, and the pool it is counted in.
+class AdminConnection {
+ public:
+  AdminConnection(AdminServer& server, boost::beast::tcp_stream& stream) : server_(server), stream_(stream) {}
+  AdminConnection(const AdminConnection&) = delete;
+  AdminConnection& operator=(const AdminConnection&) = delete;
+  ~AdminConnection() { unpark(); }
+  boost::beast::tcp_stream& stream() { return stream_; }
+  // Moves the connection out of max_connections into max_parked, for an answer that waits or streams.
+  // False when max_parked connections are parked already (answer 429).
+  bool park();
+  void unpark();
+  bool stopping() const;
+  // Writes a whole response under the server's io_timeout; false when the client is gone.
+  asio::awaitable<bool> write(boost::beast::http::response<boost::beast::http::string_body>& response);
+
+ private:
+  AdminServer& server_;
+  boost::beast::tcp_stream& stream_;
+  bool parked_ = false;
+};
+
+// Routes that answer from a coroutine of their own: lookups that may wait for a change or stream changes.
+class AdminAsyncRoutes {
+ public:
+  virtual ~AdminAsyncRoutes() = default;
+  // Whether this GET path (without the query) is served here; then handle_admin_request never sees it.
+  virtual bool handles(std::string_view path) const = 0;
+  // Answers one request on the connection. Returns whether the connection may serve another request.
+  virtual asio::awaitable<bool> serve(AdminConnection& connection, AdminHttpRequest request) = 0;
+};
+
+// A response with the admin endpoint's common headers (server, content type, no-store).
+boost::beast::http::response<boost::beast::http::string_body> make_admin_response(int status, unsigned version,
+                                                                                  std::string_view content_type,
+                                                                                  std::string body);
 
 class AdminServer {
  public:
@@ -53,12 +111,22 @@ class AdminServer {
   asio::ip::tcp::endpoint local_endpoint() const { return local_; }
   // Hooks may be installed after bind() (e.g. drain, extra metric collectors), before or after start().
   core::AdminHandlers& handlers() { return handlers_; }
-  uint64_t connections_refused() const { return refused_; }
+  // Long-lived routes (GET only); set before start(). Not owned: it must outlive join().
+  void set_async_routes(AdminAsyncRoutes* routes) { async_routes_ = routes; }
+  // The bound of parked connections (http.max_waiters); a lower one refuses new parks, parked ones stay.
+  void set_max_parked(size_t max_parked) { options_.max_parked = max_parked; }
+  uint64_t parked() const { return parked_; }
+  uint64_t parked_refused() const { return parked_refused_; }
+  const AdminServerOptions& options() const { return options_; }
 
  private:
+  friend class AdminConnection;
   AdminServer(asio::io_context& io, AdminServerOptions options, core::AdminHandlers handlers);
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(asio::ip::tcp::socket socket);
+  // Connections counted against max_connections; the accept loop waits while it is at the bound.
+  size_t short_connections() const { return live_.size() - parked_; }
+  void wake_accept() { accept_gate_.cancel(); }
 
   asio::io_context& io_;
   AdminServerOptions options_;
@@ -66,8 +134,11 @@ class AdminServer {
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::endpoint local_;
   asio::steady_timer accept_retry_;
+  asio::steady_timer accept_gate_;  // the accept loop waits on it at max_connections; cancel() wakes it
   std::set<asio::ip::tcp::socket*> live_;  // open connections, closed by stop()
-  uint64_t refused_ = 0;
+  AdminAsyncRoutes* async_routes_ = nullptr;
+  size_t parked_ = 0;
+  uint64_t parked_refused_ = 0;
   bool stopping_ = false;
   TaskScope scope_;  // last: the accept loop and connections use the members above
 };
