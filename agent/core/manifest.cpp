@@ -27,7 +27,7 @@ namespace {
 
 constexpr std::string_view kTopLevelKeys[] = {"etcd",   "lease", "services", "discover",
                                               "config", "admin", "shutdown", "agent",
-                                              "catalog"};
+                                              "catalog", "dns"};
 
 // Without `agent: {zone}`, the agent is where its services are, when they all say the same.
 void default_agent_locality(Manifest& m) {
@@ -58,6 +58,7 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (const Entry* e = top->get("admin")) read_admin(r, *e, m.admin);
   if (const Entry* e = top->get("shutdown")) read_shutdown(r, *e, m.drain_delay);
   if (const Entry* e = top->get("catalog")) read_catalog(r, *e, m.catalog);
+  if (const Entry* e = top->get("dns")) read_dns(r, *e, m.dns);
   if (const Entry* e = top->get("agent")) read_agent(r, *e, m.agent);
   default_agent_locality(m);
 

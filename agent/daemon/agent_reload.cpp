@@ -134,7 +134,8 @@ bool Agent::apply_reload(core::Manifest next) {
     mirrors[n] = make_mirror(next.config[n]);
   }
 
-  manifest_ = std::move(next);
+  const core::Manifest before = std::exchange(manifest_, std::move(next));
+  reload_dns(before);
   catalog_->set_limits(catalog_options(manifest_).limits);
   templates_ = std::move(templates);
   discoveries_ = std::move(discoveries);
