@@ -67,9 +67,9 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
     const Entry* e = top->get(key);
     return e != nullptr && !(e->value.IsSequence() && e->value.size() == 0);
   };
-  if (!written("services") && !written("discover") && !written("config")) {
+  if (!written("services") && !written("discover") && !written("config") && !m.dns.enabled) {
     r.error(SourceLocation{r.source(), 0, 0}, "",
-            "nothing to do: the manifest has no services, discover or config entries");
+            "nothing to do: the manifest has no services, discover or config entries (nor dns.listen)");
   }
 }
 
