@@ -26,7 +26,7 @@ SOAK_SECONDS  ?= 600
 # The fully static agent for the minimal image (packaging/Dockerfile.minimal).
 STATIC_DIR    ?= build-static
 STATIC_ARGS   := -DCMAKE_BUILD_TYPE=Release -DSIDECAR_STATIC_DEPS=ON -DSIDECAR_BUILD_TESTS=OFF -DSIDECAR_BUILD_BENCH=OFF
-FUZZ_TARGETS  := manifest value render endpoint_set selector
+FUZZ_TARGETS  := manifest value render endpoint_set selector dns_packet
 SANITIZE_ARGS := -DCMAKE_BUILD_TYPE=Debug -DSIDECAR_SANITIZE=ON -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
 
 .PHONY: all deps configure build run test test-all-labels test-unit test-integration test-fault soak bench clean \
