@@ -111,7 +111,7 @@ p99_at() {
   dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$SECONDS_PER_RUN" -c 1 -Q "$3" -v 2>/dev/null |
     awk '/^> / {print $NF}' | sort -g | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f", v[i]*1000}'
 }
-answers() { dig @127.0.0.1 -p "$1" +norec +ignore +noedns "$2" A | awk '/ANSWER:/ {gsub(",","",$9); print $9}'; }
+answers() { dig @127.0.0.1 -p "$1" +norec +ignore +noedns "$2" A | sed -n 's/.*ANSWER: \([0-9]*\),.*/\1/p'; }
 
 printf '%-8s %-30s %10s %10s %8s %14s %10s\n' server service answers max_qps ratio "half_rate_qps" p99_ms
 for svc in big small; do

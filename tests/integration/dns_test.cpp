@@ -18,11 +18,15 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+
+#include "grpc/health.grpc.pb.h"
 
 #include "tests/support/admin_client.hpp"
 #include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/health_servers.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/wait.hpp"
 
@@ -172,6 +176,44 @@ TEST_F(Dns, NodeResolverResolvesSrv) {
   EXPECT_EQ(records[0]["weight"], 5);
   EXPECT_EQ(records[1]["name"], "b.order-service.instance.sidecar");
   EXPECT_EQ(records[1]["port"], 8081);
+}
+
+// gRPC's own resolver (c-ares, the default in 1.51) asks the agent for A/AAAA of the name and takes the port
+// from the target, so the backends share one port on two loopback addresses. round_robin reaches both.
+TEST_F(Dns, GrpcClientReachesBackendsThroughItsDnsResolver) {
+  const std::uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  GrpcHealthServer b2("127.0.0.2:" + std::to_string(port));
+  GrpcHealthServer b3("127.0.0.3:" + std::to_string(port));
+  ASSERT_TRUE(b2.ok() && b3.ok());
+  b2.set_status("", GrpcHealthServer::Status::kServing);
+  b3.set_status("", GrpcHealthServer::Status::kServing);
+  put("grpc-svc", "b2", {{"address", "127.0.0.2"}, {"port", port}});
+  put("grpc-svc", "b3", {{"address", "127.0.0.3"}, {"port", port}});
+  ASSERT_NO_FATAL_FAILURE(start_agent());
+
+  grpc::ChannelArguments args;
+  args.SetLoadBalancingPolicyName("round_robin");
+  const std::string target =
+      "dns://127.0.0.1:" + std::to_string(*dns_port_) + "/grpc-svc.service.sidecar:" + std::to_string(port);
+  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  int ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    ctx.set_wait_for_ready(true);
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status = stub->Check(&ctx, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) ++ok;
+  }
+  EXPECT_EQ(ok, 20);
+  EXPECT_GT(b2.checks(), 0u);
+  EXPECT_GT(b3.checks(), 0u);
+  EXPECT_EQ(b2.checks() + b3.checks(), 20u);
+  EXPECT_THAT(metrics(), HasSubstr("etcd_sidecar_dns_queries_total{type=\"A\",rcode=\"NOERROR\"}"));
 }
 
 TEST_F(Dns, MalformedPacketsAreDroppedAndCountedNeverAnswered) {
