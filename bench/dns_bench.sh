@@ -43,7 +43,7 @@ with open(f"{work}/txns", "w") as t:
             t.write(f'put /services/big/i{i} {{"address":"{ip(i + 1)}","port":8080}}\n')
         t.write("\n\n")  # no failure ops
 with open(f"{work}/small.txn", "w") as t:
-    t.write("\n\n")
+    t.write("\n")
     for id_, a in small:
         t.write(f'put /services/small/{id_} {{"address":"{a}","port":8080}}\n')
     t.write("\n\n")

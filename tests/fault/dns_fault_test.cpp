@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,25 +34,18 @@ class DnsFault : public EtcdAgentFixture {
                                  "  ttl: 1s\n  max_stale: " + max_stale + "\n";
     agent_ = AgentProcess::start(manifest, {"--admin-listen", "127.0.0.1:0"});
     ASSERT_NE(agent_, nullptr);
-    static const std::regex re(R"(dns: answering for \S+ on 127\.0\.0\.1:(\d+))");
-    ASSERT_TRUE(wait_until([&] {
-      std::smatch m;
-      const std::string log = agent_->output();
-      if (!std::regex_search(log, m, re)) return false;
-      dns_port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
-      return true;
-    }, 10s));
+    ASSERT_TRUE(wait_until([&] { return (dns_port_ = dns_port_from_log(agent_->output())).has_value(); }, 10s));
     ASSERT_TRUE(wait_until([&] { return (admin_port_ = admin_port_from_log(agent_->output())).has_value(); }, 10s));
   }
   void put(const std::string& id, const std::string& address) {
     ASSERT_GT(client_->put("/services/svc/" + id, json{{"address", address}, {"port", 80}}.dump()), 0);
   }
   std::string dig(const std::string& type = "A") const {
-    return run_and_capture({"dig", "@127.0.0.1", "-p", std::to_string(dns_port_), "+norec", "+time=2", "+tries=1",
+    return run_and_capture({"dig", "@127.0.0.1", "-p", std::to_string(*dns_port_), "+norec", "+time=2", "+tries=1",
                             "svc.service.sidecar.", type}, 20s).output;
   }
   std::vector<std::string> addresses() const {
-    const std::string out = run_and_capture({"dig", "@127.0.0.1", "-p", std::to_string(dns_port_), "+norec",
+    const std::string out = run_and_capture({"dig", "@127.0.0.1", "-p", std::to_string(*dns_port_), "+norec",
                                              "+time=2", "+tries=1", "+short", "svc.service.sidecar."}, 20s).output;
     std::vector<std::string> lines;
     std::istringstream in(out);
@@ -65,7 +57,7 @@ class DnsFault : public EtcdAgentFixture {
   }
   std::string metrics() const { return http_request(*admin_port_, "GET", "/metrics").body; }
 
-  std::uint16_t dns_port_ = 0;
+  std::optional<std::uint16_t> dns_port_;
   std::optional<std::uint16_t> admin_port_;
 };
 

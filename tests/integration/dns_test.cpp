@@ -38,13 +38,6 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::optional<std::uint16_t> dns_port_from_log(const std::string& log) {
-  static const std::regex re(R"(dns: answering for \S+ on 127\.0\.0\.1:(\d+))");
-  std::smatch m;
-  if (!std::regex_search(log, m, re)) return std::nullopt;
-  return static_cast<std::uint16_t>(std::stoi(m[1]));
-}
-
 class Dns : public EtcdAgentFixture {
  protected:
   void start_agent(const std::string& extra = "") {

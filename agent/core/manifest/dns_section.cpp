@@ -35,21 +35,11 @@ void read_dns(Reader& r, const Entry& section, DnsSpec& dns) {
   if (!map) return;
   dns.where = r.location(section.value);
   if (const Entry* e = map->find("listen"); e != nullptr) {
-    const std::string field = join_path(path, "listen");
     // `listen: ""` (or nothing) keeps the DNS server off, as when the key is not written.
-    if (!e->value.IsNull()) {
-      if (const std::optional<std::string> value = r.text(*e, field, Need::kOptional, "an address")) {
-        if (!value->empty()) {
-          ListenAddress listen = parse_listen_address(*value);
-          if (!listen.error.empty()) {
-            r.error(e->value, field, listen.error);
-          } else {
-            dns.enabled = true;
-            dns.host = std::move(listen.host);
-            dns.port = listen.port;
-          }
-        }
-      }
+    if (const std::optional<ListenAddress> listen = read_listen(r, *e, join_path(path, "listen"))) {
+      dns.enabled = !listen->host.empty();
+      dns.host = listen->host;
+      dns.port = listen->port;
     }
   }
   if (const Entry* e = map->get("domain")) {

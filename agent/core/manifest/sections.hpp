@@ -17,6 +17,9 @@ void read_lease(Reader& r, const Entry& section, Duration& ttl);           // ag
 void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // agent_section.cpp
 void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
 void read_catalog(Reader& r, const Entry& section, CatalogSpec& catalog);  // catalog_section.cpp
+// `listen:` of admin and dns: an address; one with an empty host for `""` or nothing (off); nullopt after
+// reporting a bad one.                                                       agent_section.cpp
+std::optional<ListenAddress> read_listen(Reader& r, const Entry& e, const std::string& field);
 void read_dns(Reader& r, const Entry& section, DnsSpec& dns);              // dns_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
 // A map of scalar values (`metadata:` of a service or a selector), stringified.  services_section.cpp

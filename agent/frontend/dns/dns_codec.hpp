@@ -6,9 +6,9 @@
 //
 // Why libknot and not hand-written parsing: a DNS parser is a classic place for memory bugs, and libknot is
 // the parser of a production authoritative server, fuzzed upstream, packaged in Debian (libknot-dev 3.2).
-// Its cost was measured (BENCHMARKS.md, "Issue 13: DNS"): per query it parses the packet and writes the
-// records that fit; what is expensive (turning a service's instances into records and rdata) is done once
-// per change and cached (PreparedAnswer), so the library is far below a quarter of the throughput.
+// What it costs: the agent answers at 0.55-0.78 of knotd's rate (BENCHMARKS.md, "Issue 13: DNS"), and knotd
+// runs this same library; per query it parses the packet and writes the records that fit, while turning a
+// service's instances into records and rdata is done once per change and cached (PreparedAnswer).
 #pragma once
 
 #include <cstddef>
