@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <optional>
 #include <algorithm>
 #include <regex>
@@ -231,6 +232,22 @@ TEST_F(Dns, MalformedPacketsAreDroppedAndCountedNeverAnswered) {
   pollfd p{fd, POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 200), 0);
   ::close(fd);
+}
+
+TEST_F(Dns, AReloadThatChangesTheDnsSectionRestartsTheServer) {
+  put("svc", "a", {{"address", "10.5.0.1"}, {"port", 80}});
+  ASSERT_NO_FATAL_FAILURE(start_agent());
+  EXPECT_THAT(short_answer("svc.service.sidecar.", "A"), ::testing::ElementsAre("10.5.0.1"));
+  ASSERT_TRUE(write_file(agent_->manifest_path(), etcd_manifest_section(etcd_->client_url()) +
+                                                       "dns:\n  listen: \"127.0.0.1:0\"\n  domain: mesh.\n"));
+  ASSERT_TRUE(agent_->signal(SIGHUP));
+  ASSERT_TRUE(agent_->wait_for_output("dns: answering for mesh.", 10s)) << agent_->output();
+  EXPECT_TRUE(agent_->output_contains("reload: dns section changed; restarting the DNS server"));
+  const std::string log = agent_->output();
+  dns_port_ = dns_port_from_log(std::string_view(log).substr(log.find("dns: answering for mesh.")));
+  ASSERT_TRUE(dns_port_.has_value());
+  EXPECT_THAT(short_answer("svc.service.mesh.", "A"), ::testing::ElementsAre("10.5.0.1"));
+  EXPECT_THAT(dig({"svc.service.sidecar.", "A"}).output, HasSubstr("status: REFUSED"));
 }
 
 TEST_F(Dns, ATakenPortIsAStartUpErrorNamingTheField) {
