@@ -16,6 +16,7 @@
 #include "tests/support/admin_client.hpp"
 #include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/dns_client.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/wait.hpp"
 
@@ -41,20 +42,9 @@ class DnsFault : public EtcdAgentFixture {
     ASSERT_GT(client_->put("/services/svc/" + id, json{{"address", address}, {"port", 80}}.dump()), 0);
   }
   std::string dig(const std::string& type = "A") const {
-    return run_and_capture({"dig", "@127.0.0.1", "-p", std::to_string(*dns_port_), "+norec", "+time=2", "+tries=1",
-                            "svc.service.sidecar.", type}, 20s).output;
+    return test::dig(*dns_port_, {"svc.service.sidecar.", type}).output;
   }
-  std::vector<std::string> addresses() const {
-    const std::string out = run_and_capture({"dig", "@127.0.0.1", "-p", std::to_string(*dns_port_), "+norec",
-                                             "+time=2", "+tries=1", "+short", "svc.service.sidecar."}, 20s).output;
-    std::vector<std::string> lines;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) lines.push_back(line);
-    }
-    std::sort(lines.begin(), lines.end());
-    return lines;
-  }
+  std::vector<std::string> addresses() const { return dig_short(*dns_port_, "svc.service.sidecar."); }
   std::string metrics() const { return http_request(*admin_port_, "GET", "/metrics").body; }
 
   std::optional<std::uint16_t> dns_port_;

@@ -27,6 +27,7 @@
 #include "tests/support/admin_client.hpp"
 #include "tests/support/agent_fixture.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/dns_client.hpp"
 #include "tests/support/health_servers.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/wait.hpp"
@@ -54,22 +55,9 @@ class Dns : public EtcdAgentFixture {
     ASSERT_GT(client_->put("/services/" + service + "/" + id, value.dump()), 0);
   }
 
-  CaptureResult dig(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {"dig", "@127.0.0.1", "-p", std::to_string(*dns_port_), "+norec", "+time=2",
-                                     "+tries=1"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_and_capture(argv, 20s);
-  }
-  // The sorted lines of `dig +short`.
+  CaptureResult dig(const std::vector<std::string>& args) const { return test::dig(*dns_port_, args); }
   std::vector<std::string> short_answer(const std::string& name, const std::string& type) const {
-    const CaptureResult r = dig({name, type, "+short"});
-    std::vector<std::string> lines;
-    std::istringstream in(r.output);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) lines.push_back(line);
-    }
-    std::sort(lines.begin(), lines.end());
-    return lines;
+    return dig_short(*dns_port_, name, type);
   }
 
   std::string metrics() const { return http_request(*admin_port_, "GET", "/metrics").body; }
