@@ -26,10 +26,10 @@ SOAK_SECONDS  ?= 600
 # The fully static agent for the minimal image (packaging/Dockerfile.minimal).
 STATIC_DIR    ?= build-static
 STATIC_ARGS   := -DCMAKE_BUILD_TYPE=Release -DSIDECAR_STATIC_DEPS=ON -DSIDECAR_BUILD_TESTS=OFF -DSIDECAR_BUILD_BENCH=OFF
-FUZZ_TARGETS  := manifest value render endpoint_set selector
+FUZZ_TARGETS  := manifest value render endpoint_set selector dns_packet
 SANITIZE_ARGS := -DCMAKE_BUILD_TYPE=Debug -DSIDECAR_SANITIZE=ON -DSIDECAR_BUILD_BENCH=OFF -DSIDECAR_STATIC_DEPS=OFF
 
-.PHONY: all deps configure build run test test-all-labels test-unit test-integration test-fault soak bench clean \
+.PHONY: all deps configure build run test test-all-labels test-unit test-integration test-fault soak bench bench-dns clean \
         test-sanitize test-sanitize-all fuzz image image-minimal test-container test-image-minimal
 
 all: build
@@ -120,6 +120,12 @@ bench: build
 	else \
 	  echo "bench: $(BUILD_DIR)/bench/sidecar_bench not built (SIDECAR_BUILD_BENCH=OFF or no bench/)"; \
 	fi
+	bench/dns_bench.sh $(BUILD_DIR)
+
+# Issue 13's DNS table alone: the agent against knotd with dnsperf (bench/dns_bench.sh).
+bench-dns: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target etcd-sidecar
+	bench/dns_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR) $(STATIC_DIR)

@@ -27,7 +27,7 @@ namespace {
 
 constexpr std::string_view kTopLevelKeys[] = {"etcd",   "lease", "services", "discover",
                                               "config", "admin", "shutdown", "agent",
-                                              "catalog", "http"};
+                                              "catalog", "http", "dns"};
 
 // Without `agent: {zone}`, the agent is where its services are, when they all say the same.
 void default_agent_locality(Manifest& m) {
@@ -59,6 +59,7 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (const Entry* e = top->get("shutdown")) read_shutdown(r, *e, m.drain_delay);
   if (const Entry* e = top->get("catalog")) read_catalog(r, *e, m.catalog);
   if (const Entry* e = top->get("http")) read_http(r, *e, m.http);
+  if (const Entry* e = top->get("dns")) read_dns(r, *e, m.dns);
   if (const Entry* e = top->get("agent")) read_agent(r, *e, m.agent);
   default_agent_locality(m);
 
@@ -67,9 +68,9 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
     const Entry* e = top->get(key);
     return e != nullptr && !(e->value.IsSequence() && e->value.size() == 0);
   };
-  if (!written("services") && !written("discover") && !written("config")) {
+  if (!written("services") && !written("discover") && !written("config") && !m.dns.enabled) {
     r.error(SourceLocation{r.source(), 0, 0}, "",
-            "nothing to do: the manifest has no services, discover or config entries");
+            "nothing to do: the manifest has no services, discover or config entries (nor dns.listen)");
   }
 }
 

@@ -153,6 +153,22 @@ struct HttpSpec {
   size_t max_waiters = 10000;                  // 1..1000000
 };
 
+// `dns: {listen: "127.0.0.1:8600", domain: sidecar., ttl: 5s, max_stale: 0s}`: the DNS view of the catalog
+// (UDP and TCP on one address). Off unless `listen:` is written.
+struct DnsSpec {
+  bool enabled = false;
+  std::string host;
+  uint16_t port = 0;                           // 0: any free port (the bound one is logged)
+  std::string domain = "sidecar.";             // lower case, absolute
+  Duration ttl{5000};                          // whole seconds; 0s allowed
+  Duration max_stale{0};                       // 0: answer from the last good set for as long as etcd is away
+  SourceLocation where;
+  bool operator==(const DnsSpec& o) const {
+    return enabled == o.enabled && host == o.host && port == o.port && domain == o.domain && ttl == o.ttl &&
+           max_stale == o.max_stale;
+  }
+};
+
 // A parsed "host:port" / "[v6]:port" listen address; `error` is set instead when the text is not one.
 struct ListenAddress {
   std::string host;
@@ -179,6 +195,7 @@ struct Manifest {
   AdminSpec admin;
   CatalogSpec catalog;
   HttpSpec http;
+  DnsSpec dns;
   // `shutdown: {drain_delay: 0s}`: on SIGTERM, delete the keys, wait this long (the app finishes in-flight
   // requests while clients stop sending), then revoke the lease and exit.
   Duration drain_delay{0};

@@ -205,6 +205,10 @@ int Agent::run() {
     }
   }
 
+  // Made (not started) early so the DNS listener can bind before anything touches etcd too.
+  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
+  if (!bind_dns()) return kExitConfig;
+
   load_health_state();
   std::vector<core::DesiredKey> keys;
   std::vector<const core::ServiceSpec*> specs;
@@ -225,7 +229,6 @@ int Agent::run() {
     services_[i].health->start();
   }
 
-  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
   catalog_->start();
   for (size_t i = 0; i < manifest_.discover.size(); ++i) {
     discoveries_.push_back(make_discovery(manifest_, i, templates_[i]));
@@ -235,11 +238,13 @@ int Agent::run() {
     mirrors_.push_back(make_mirror(spec));
     mirrors_.back()->start();
   }
+  start_dns();
 
   config_ = read_config_version(options_.manifest_path);
   if (admin_) {
     admin_->handlers().token = std::move(admin_token);
     setup_admin();
+    setup_dns_admin();
   }
   if (const auto interval = Watchdog::interval_from_env()) {
     watchdog_ = std::make_unique<Watchdog>(io_, *interval);

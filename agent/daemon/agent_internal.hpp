@@ -28,6 +28,7 @@
 #include "agent/etcd/client.hpp"
 #include "agent/etcd/completion_bridge.hpp"
 #include "agent/frontend/http/catalog_http.hpp"
+#include "agent/frontend/dns/dns_server.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/catalog.hpp"
 #include "agent/runtime/config_mirror.hpp"
@@ -96,6 +97,12 @@ class Agent {
   // admin.token_file of `m` read into *token; false (error logged) when it cannot be.
   bool load_admin_token(const core::Manifest& m, std::string* token);
 
+  // agent_dns.cpp
+  bool bind_dns();  // false (error logged, naming dns.listen) when the address cannot be bound
+  void start_dns();
+  void setup_dns_admin();
+  void reload_dns(const core::Manifest& before);
+
   // agent_reload.cpp
   void reload(const std::string& trigger);
   bool apply_reload(core::Manifest next);
@@ -153,6 +160,8 @@ class Agent {
   std::unique_ptr<runtime::Catalog> catalog_;
   // The catalog on the admin endpoint (/v1/catalog/..): made with the admin server, before it starts.
   std::unique_ptr<frontend::CatalogHttp> catalog_http_;
+  // The DNS view of the catalog (manifest `dns:`); null when off. Destroyed before the catalog.
+  std::unique_ptr<frontend::dns::DnsServer> dns_;
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
   std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
   core::ConfigVersion config_;

@@ -134,7 +134,8 @@ bool Agent::apply_reload(core::Manifest next) {
     mirrors[n] = make_mirror(next.config[n]);
   }
 
-  manifest_ = std::move(next);
+  const core::Manifest before = std::exchange(manifest_, std::move(next));
+  reload_dns(before);
   catalog_->set_limits(catalog_options(manifest_).limits);
   if (admin_) admin_->set_max_parked(manifest_.http.max_waiters);
   templates_ = std::move(templates);

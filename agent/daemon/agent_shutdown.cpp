@@ -115,6 +115,7 @@ void Agent::stop_consumers() {
   for (auto& m : mirrors_) m->stop();
   // Blocking queries and event streams answer now (503) and end: they would otherwise hold the loop.
   if (catalog_http_) catalog_http_->stop();
+  if (dns_) dns_->stop();
   if (catalog_) catalog_->stop();
 }
 
@@ -124,6 +125,7 @@ asio::awaitable<void> Agent::join_consumers() {
   for (auto& s : services_) co_await s.health->join();
   for (auto& d : discoveries_) co_await d->join();
   for (auto& m : mirrors_) co_await m->join();
+  if (dns_) co_await dns_->join();
   if (catalog_) co_await catalog_->join();
 }
 

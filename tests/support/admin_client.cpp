@@ -23,11 +23,24 @@ void add_admin_listen_default(std::vector<std::string>& argv, std::string_view m
   argv.push_back("127.0.0.1:0");
 }
 
-std::optional<std::uint16_t> admin_port_from_log(std::string_view log) {
-  static const std::regex re(R"(admin endpoint listening on http://[^ ]*:([0-9]+))");
+namespace {
+
+std::optional<std::uint16_t> port_from_log(std::string_view log, const std::regex& re) {
   std::match_results<std::string_view::const_iterator> m;
   if (!std::regex_search(log.begin(), log.end(), m, re)) return std::nullopt;
   return static_cast<std::uint16_t>(std::stoi(m[1].str()));
+}
+
+}  // namespace
+
+std::optional<std::uint16_t> admin_port_from_log(std::string_view log) {
+  static const std::regex re(R"(admin endpoint listening on http://[^ ]*:([0-9]+))");
+  return port_from_log(log, re);
+}
+
+std::optional<std::uint16_t> dns_port_from_log(std::string_view log) {
+  static const std::regex re(R"(dns: answering for \S+ on [^ ]*:([0-9]+))");
+  return port_from_log(log, re);
 }
 
 namespace {

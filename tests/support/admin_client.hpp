@@ -20,6 +20,8 @@ void add_admin_listen_default(std::vector<std::string>& argv, std::string_view m
 
 // The port from the agent's "admin endpoint listening on http://HOST:PORT" log line.
 std::optional<std::uint16_t> admin_port_from_log(std::string_view log);
+// The port from the agent's "dns: answering for DOMAIN on HOST:PORT" log line.
+std::optional<std::uint16_t> dns_port_from_log(std::string_view log);
 
 struct HttpResponse {
   int status = 0;                              // 0: no (complete) response; see `error`

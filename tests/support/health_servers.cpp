@@ -251,9 +251,9 @@ class GrpcHealthServer::Service final : public grpc::health::v1::Health::Service
   size_t checks_ = 0;
 };
 
-GrpcHealthServer::GrpcHealthServer() : service_(std::make_unique<Service>()) {
+GrpcHealthServer::GrpcHealthServer(const std::string& listen) : service_(std::make_unique<Service>()) {
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_) port_ = 0;

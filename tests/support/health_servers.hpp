@@ -98,7 +98,9 @@ class GrpcHealthServer {
  public:
   enum class Status { kServing, kNotServing };
 
-  GrpcHealthServer();
+  // `listen`: "127.0.0.1:0" (a free port), or e.g. "127.0.0.2:<port>" for backends that share one port on
+  // several loopback addresses (what a DNS name with several A records gives a gRPC client).
+  explicit GrpcHealthServer(const std::string& listen = "127.0.0.1:0");
   ~GrpcHealthServer();
   GrpcHealthServer(const GrpcHealthServer&) = delete;
   GrpcHealthServer& operator=(const GrpcHealthServer&) = delete;

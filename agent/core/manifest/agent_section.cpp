@@ -34,27 +34,32 @@ void read_lease(Reader& r, const Entry& section, Duration& lease_ttl) {
   }
 }
 
+std::optional<ListenAddress> read_listen(Reader& r, const Entry& e, const std::string& field) {
+  if (e.value.IsNull()) return ListenAddress{};
+  const std::optional<std::string> value = r.text(e, field, Need::kOptional, "an address");
+  if (!value) return std::nullopt;
+  if (value->empty()) return ListenAddress{};
+  ListenAddress listen = parse_listen_address(*value);
+  if (!listen.error.empty()) {
+    r.error(e.value, field, listen.error);
+    return std::nullopt;
+  }
+  return listen;
+}
+
 void read_admin(Reader& r, const Entry& section, AdminSpec& admin) {
   const std::string path = "admin";
   const std::optional<MapView> map = r.open_map(section.value, path, kAdminKeys);
   if (!map) return;
   admin.where = r.location(section.value);
   if (const Entry* e = map->find("listen"); e != nullptr) {
-    const std::string field = join_path(path, "listen");
     // `listen: ""` (or `listen:` with nothing) is the short way to switch the endpoint off.
-    if (e->value.IsNull()) {
-      admin.enabled = false;
-    } else if (const std::optional<std::string> value = r.text(*e, field, Need::kOptional, "an address")) {
-      if (value->empty()) {
+    if (const std::optional<ListenAddress> listen = read_listen(r, *e, join_path(path, "listen"))) {
+      if (listen->host.empty()) {
         admin.enabled = false;
       } else {
-        ListenAddress listen = parse_listen_address(*value);
-        if (!listen.error.empty()) {
-          r.error(e->value, field, listen.error);
-        } else {
-          admin.host = std::move(listen.host);
-          admin.port = listen.port;
-        }
+        admin.host = listen->host;
+        admin.port = listen->port;
       }
     }
   }

@@ -18,6 +18,10 @@ void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // ag
 void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
 void read_catalog(Reader& r, const Entry& section, CatalogSpec& catalog);  // catalog_section.cpp
 void read_http(Reader& r, const Entry& section, HttpSpec& http);              // catalog_section.cpp
+// `listen:` of admin and dns: an address; one with an empty host for `""` or nothing (off); nullopt after
+// reporting a bad one.                                                       agent_section.cpp
+std::optional<ListenAddress> read_listen(Reader& r, const Entry& e, const std::string& field);
+void read_dns(Reader& r, const Entry& section, DnsSpec& dns);              // dns_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
 // A map of scalar values (`metadata:` of a service or a selector), stringified.  services_section.cpp
 void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out);
