@@ -27,7 +27,7 @@ namespace {
 
 constexpr std::string_view kTopLevelKeys[] = {"etcd",   "lease", "services", "discover",
                                               "config", "admin", "shutdown", "agent",
-                                              "catalog"};
+                                              "catalog", "xds"};
 
 // Without `agent: {zone}`, the agent is where its services are, when they all say the same.
 void default_agent_locality(Manifest& m) {
@@ -58,6 +58,7 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (const Entry* e = top->get("admin")) read_admin(r, *e, m.admin);
   if (const Entry* e = top->get("shutdown")) read_shutdown(r, *e, m.drain_delay);
   if (const Entry* e = top->get("catalog")) read_catalog(r, *e, m.catalog);
+  if (const Entry* e = top->get("xds")) read_xds(r, *e, m.xds);
   if (const Entry* e = top->get("agent")) read_agent(r, *e, m.agent);
   default_agent_locality(m);
 
@@ -66,9 +67,9 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
     const Entry* e = top->get(key);
     return e != nullptr && !(e->value.IsSequence() && e->value.size() == 0);
   };
-  if (!written("services") && !written("discover") && !written("config")) {
+  if (!written("services") && !written("discover") && !written("config") && !m.xds.enabled) {
     r.error(SourceLocation{r.source(), 0, 0}, "",
-            "nothing to do: the manifest has no services, discover or config entries");
+            "nothing to do: the manifest has no services, discover or config entries and no xds server");
   }
 }
 

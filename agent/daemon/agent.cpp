@@ -191,6 +191,9 @@ int Agent::run() {
     port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
   }
 
+  // Made here (started below) so the xds listener, bound before anything touches etcd, can serve from it.
+  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
+
   std::string admin_token;
   if (manifest_.admin.enabled && !load_admin_token(manifest_, &admin_token)) return kExitConfig;
   // Bound before anything touches etcd: a taken port fails the start without registering anything.
@@ -205,6 +208,7 @@ int Agent::run() {
       return kExitAdminBind;
     }
   }
+  if (!start_xds()) return kExitAdminBind;
 
   load_health_state();
   std::vector<core::DesiredKey> keys;
@@ -226,7 +230,6 @@ int Agent::run() {
     services_[i].health->start();
   }
 
-  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
   catalog_->start();
   for (size_t i = 0; i < manifest_.discover.size(); ++i) {
     discoveries_.push_back(make_discovery(manifest_, i, templates_[i]));

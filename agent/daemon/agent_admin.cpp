@@ -71,6 +71,7 @@ void Agent::setup_admin() {
     if (registrar_) registrar_->set_drained(drain, drain ? "POST /v1/drain" : "POST /v1/undrain");
     return true;
   };
+  add_xds_admin();
   admin_->start();
 }
 

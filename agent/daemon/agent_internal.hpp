@@ -27,6 +27,7 @@
 #include "agent/daemon/watchdog.hpp"
 #include "agent/etcd/client.hpp"
 #include "agent/etcd/completion_bridge.hpp"
+#include "agent/frontend/xds/xds_server.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/catalog.hpp"
 #include "agent/runtime/config_mirror.hpp"
@@ -72,6 +73,10 @@ class Agent {
   // agent_admin.cpp
   SnapshotSources sources() const;
   void setup_admin();
+
+  // agent_xds.cpp: false (error logged) when the xds listener cannot start.
+  bool start_xds();
+  void add_xds_admin();
 
   // agent_app_health.cpp: TTL reports, maintenance, the health state file and the admin token.
   void load_health_state();
@@ -148,6 +153,8 @@ class Agent {
   std::unique_ptr<runtime::Catalog> catalog_;
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
   std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
+  // The xDS server (`xds:`), a view of catalog_: destroyed before it.
+  std::unique_ptr<frontend::xds::XdsServer> xds_;
   core::ConfigVersion config_;
   uint64_t reloads_ = 0;
   uint64_t reload_failures_ = 0;

@@ -113,6 +113,7 @@ void Agent::stop_consumers() {
   stop_health();
   for (auto& d : discoveries_) d->stop();
   for (auto& m : mirrors_) m->stop();
+  if (xds_) xds_->stop();
   if (catalog_) catalog_->stop();
 }
 
@@ -122,6 +123,7 @@ asio::awaitable<void> Agent::join_consumers() {
   for (auto& s : services_) co_await s.health->join();
   for (auto& d : discoveries_) co_await d->join();
   for (auto& m : mirrors_) co_await m->join();
+  if (xds_) co_await xds_->join();
   if (catalog_) co_await catalog_->join();
 }
 

@@ -17,6 +17,7 @@ void read_lease(Reader& r, const Entry& section, Duration& ttl);           // ag
 void read_admin(Reader& r, const Entry& section, AdminSpec& admin);        // agent_section.cpp
 void read_shutdown(Reader& r, const Entry& section, Duration& drain_delay);  // agent_section.cpp
 void read_catalog(Reader& r, const Entry& section, CatalogSpec& catalog);  // catalog_section.cpp
+void read_xds(Reader& r, const Entry& section, XdsSpec& xds);              // xds_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
 // A map of scalar values (`metadata:` of a service or a selector), stringified.  services_section.cpp
 void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out);
