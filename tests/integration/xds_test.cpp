@@ -105,7 +105,9 @@ TEST_F(Xds, UnknownServiceFailsTheCallAsNotFound) {
   auto channel = grpc::CreateChannel("xds:///no-such-service", grpc::InsecureChannelCredentials());
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  // gRPC 1.51 reports a never-seen resource as missing only when its 15 s does-not-exist timer fires (an
+  // empty LDS response cannot delete what it never had), so the call waits for that.
+  ctx.set_deadline(std::chrono::system_clock::now() + 25s);
   grpc::health::v1::HealthCheckRequest req;
   grpc::health::v1::HealthCheckResponse resp;
   const grpc::Status status = stub->Check(&ctx, req, &resp);
