@@ -27,7 +27,7 @@ namespace {
 
 constexpr std::string_view kTopLevelKeys[] = {"etcd",   "lease", "services", "discover",
                                               "config", "admin", "shutdown", "agent",
-                                              "catalog", "http", "dns"};
+                                              "catalog", "http", "dns", "xds"};
 
 // Without `agent: {zone}`, the agent is where its services are, when they all say the same.
 void default_agent_locality(Manifest& m) {
@@ -60,6 +60,7 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
   if (const Entry* e = top->get("catalog")) read_catalog(r, *e, m.catalog);
   if (const Entry* e = top->get("http")) read_http(r, *e, m.http);
   if (const Entry* e = top->get("dns")) read_dns(r, *e, m.dns);
+  if (const Entry* e = top->get("xds")) read_xds(r, *e, m.xds);
   if (const Entry* e = top->get("agent")) read_agent(r, *e, m.agent);
   default_agent_locality(m);
 
@@ -68,9 +69,10 @@ void read_root(Reader& r, const YAML::Node& root, Manifest& m) {
     const Entry* e = top->get(key);
     return e != nullptr && !(e->value.IsSequence() && e->value.size() == 0);
   };
-  if (!written("services") && !written("discover") && !written("config") && !m.dns.enabled) {
+  if (!written("services") && !written("discover") && !written("config") && !m.dns.enabled &&
+      !m.xds.enabled) {
     r.error(SourceLocation{r.source(), 0, 0}, "",
-            "nothing to do: the manifest has no services, discover or config entries (nor dns.listen)");
+            "nothing to do: the manifest has no services, discover or config entries, nor a dns or xds server");
   }
 }
 

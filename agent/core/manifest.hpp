@@ -177,6 +177,20 @@ struct ListenAddress {
 };
 ListenAddress parse_listen_address(std::string_view text);
 
+// `xds: {listen, tls: {cert, key, ca}, select: {zone: local}}`: the xDS server (ADS) for proxyless gRPC and
+// Envoy; off unless `listen` is set. Plaintext only on loopback: any other address needs tls (the
+// manifest is refused otherwise). Read at start; a reload that changes it waits for a restart.
+struct XdsSpec {
+  bool enabled = false;
+  std::string host;
+  uint16_t port = 0;                           // 0: any free port (the bound one is logged)
+  std::string tls_cert;                        // cert and key together; ca too for mTLS
+  std::string tls_key;
+  std::string tls_ca;
+  bool local_zone_first = false;               // `select: {zone: local}`: agent.zone's endpoints at priority 0
+  SourceLocation where;
+};
+
 // `agent: {zone, region}`: where this agent runs, for `select: {zone: local}`. When `zone:` is not written
 // it is the zone every service of the manifest shares, if they all name one (else none).
 struct AgentSpec {
@@ -196,6 +210,7 @@ struct Manifest {
   CatalogSpec catalog;
   HttpSpec http;
   DnsSpec dns;
+  XdsSpec xds;
   // `shutdown: {drain_delay: 0s}`: on SIGTERM, delete the keys, wait this long (the app finishes in-flight
   // requests while clients stop sending), then revoke the lease and exit.
   Duration drain_delay{0};

@@ -90,12 +90,19 @@ std::vector<std::string> restart_only_changes(const Manifest& running, const Man
       std::tie(next.admin.enabled, next.admin.host, next.admin.port)) {
     out.push_back("admin");
   }
+  const XdsSpec& x = running.xds;
+  const XdsSpec& y = next.xds;
+  if (std::tie(x.enabled, x.host, x.port, x.tls_cert, x.tls_key, x.tls_ca, x.local_zone_first) !=
+      std::tie(y.enabled, y.host, y.port, y.tls_cert, y.tls_key, y.tls_ca, y.local_zone_first)) {
+    out.push_back("xds");
+  }
   return out;
 }
 
 void keep_restart_only_settings(const Manifest& running, Manifest& next) {
   next.etcd = running.etcd;
   next.lease_ttl = running.lease_ttl;
+  next.xds = running.xds;
   // The token file is re-read at every reload (a rotated token applies without a restart).
   std::string token_file = std::move(next.admin.token_file);
   next.admin = running.admin;

@@ -190,6 +190,9 @@ int Agent::run() {
     port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
   }
 
+  // Made here (started below) so the xds listener, bound before anything touches etcd, can serve from it.
+  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
+
   std::string admin_token;
   if (manifest_.admin.enabled && !load_admin_token(manifest_, &admin_token)) return kExitConfig;
   // Bound before anything touches etcd: a taken port fails the start without registering anything.
@@ -204,6 +207,7 @@ int Agent::run() {
       return kExitAdminBind;
     }
   }
+  if (!start_xds()) return kExitAdminBind;
 
   // Made (not started) early so the DNS listener can bind before anything touches etcd too.
   catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));

@@ -72,6 +72,7 @@ void Agent::setup_admin() {
     return true;
   };
   setup_catalog_http();
+  add_xds_admin();
   admin_->start();
 }
 

@@ -29,6 +29,7 @@
 #include "agent/etcd/completion_bridge.hpp"
 #include "agent/frontend/http/catalog_http.hpp"
 #include "agent/frontend/dns/dns_server.hpp"
+#include "agent/frontend/xds/xds_server.hpp"
 #include "agent/runtime/admin_server.hpp"
 #include "agent/runtime/catalog.hpp"
 #include "agent/runtime/config_mirror.hpp"
@@ -78,6 +79,10 @@ class Agent {
   void setup_admin();
   // agent_catalog_http.cpp
   void setup_catalog_http();
+
+  // agent_xds.cpp: false (error logged) when the xds listener cannot start.
+  bool start_xds();
+  void add_xds_admin();
 
   // agent_app_health.cpp: TTL reports, maintenance, the health state file and the admin token.
   void load_health_state();
@@ -164,6 +169,8 @@ class Agent {
   std::unique_ptr<frontend::dns::DnsServer> dns_;
   std::vector<std::unique_ptr<runtime::Discovery>> discoveries_;
   std::vector<std::unique_ptr<runtime::ConfigMirror>> mirrors_;
+  // The xDS server (`xds:`), a view of catalog_: destroyed before it.
+  std::unique_ptr<frontend::xds::XdsServer> xds_;
   core::ConfigVersion config_;
   uint64_t reloads_ = 0;
   uint64_t reload_failures_ = 0;

@@ -116,6 +116,7 @@ void Agent::stop_consumers() {
   // Blocking queries and event streams answer now (503) and end: they would otherwise hold the loop.
   if (catalog_http_) catalog_http_->stop();
   if (dns_) dns_->stop();
+  if (xds_) xds_->stop();
   if (catalog_) catalog_->stop();
 }
 
@@ -126,6 +127,7 @@ asio::awaitable<void> Agent::join_consumers() {
   for (auto& d : discoveries_) co_await d->join();
   for (auto& m : mirrors_) co_await m->join();
   if (dns_) co_await dns_->join();
+  if (xds_) co_await xds_->join();
   if (catalog_) co_await catalog_->join();
 }
 

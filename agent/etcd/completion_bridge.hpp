@@ -43,11 +43,13 @@ void* make_tag(Fn&& fn) {
 class CompletionBridge {
  public:
   explicit CompletionBridge(asio::io_context& io);
+  // A queue made elsewhere: a server's (grpc::ServerBuilder::AddCompletionQueue) is polled the same way.
+  CompletionBridge(asio::io_context& io, std::unique_ptr<grpc::CompletionQueue> cq);
   ~CompletionBridge();
   CompletionBridge(const CompletionBridge&) = delete;
   CompletionBridge& operator=(const CompletionBridge&) = delete;
 
-  grpc::CompletionQueue* cq() { return &cq_; }
+  grpc::CompletionQueue* cq() { return cq_.get(); }
   asio::io_context& io() { return io_; }
 
   // Shuts the queue down and joins the poller. Every RPC must be finished or cancelled first: the queue
@@ -58,8 +60,8 @@ class CompletionBridge {
   void poll();
 
   asio::io_context& io_;
-  grpc::CompletionQueue cq_;
-  std::thread poller_;
+  std::unique_ptr<grpc::CompletionQueue> cq_;
+  std::thread poller_;  // after cq_: started last
   bool shut_down_ = false;
 };
 

@@ -22,6 +22,7 @@ void read_http(Reader& r, const Entry& section, HttpSpec& http);              //
 // reporting a bad one.                                                       agent_section.cpp
 std::optional<ListenAddress> read_listen(Reader& r, const Entry& e, const std::string& field);
 void read_dns(Reader& r, const Entry& section, DnsSpec& dns);              // dns_section.cpp
+void read_xds(Reader& r, const Entry& section, XdsSpec& xds);              // xds_section.cpp
 void read_services(Reader& r, const Entry& section, std::vector<ServiceSpec>& out);  // services_section.cpp
 // A map of scalar values (`metadata:` of a service or a selector), stringified.  services_section.cpp
 void read_metadata(Reader& r, const Entry& section, const std::string& path, std::map<std::string, std::string>& out);
