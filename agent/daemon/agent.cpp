@@ -190,7 +190,8 @@ int Agent::run() {
     port_ = std::make_unique<runtime::EtcdClientPort>(*client_);
   }
 
-  // Made here (started below) so the xds listener, bound before anything touches etcd, can serve from it.
+  // Made here (started below) so the xds and DNS listeners, bound before anything touches etcd (a taken port
+  // fails the start cleanly), can serve from it.
   catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
 
   std::string admin_token;
@@ -209,8 +210,6 @@ int Agent::run() {
   }
   if (!start_xds()) return kExitAdminBind;
 
-  // Made (not started) early so the DNS listener can bind before anything touches etcd too.
-  catalog_ = std::make_unique<runtime::Catalog>(io_, *port_, catalog_options(manifest_));
   if (!bind_dns()) return kExitConfig;
 
   load_health_state();
