@@ -132,5 +132,6 @@ void run_stream(BenchContext& ctx);
 void run_scale(BenchContext& ctx);
 void run_burst(BenchContext& ctx);
 void run_failover(BenchContext& ctx);
+void run_lookups(BenchContext& ctx);  // bench/lookups_bench.cpp
 
 }  // namespace sidecar::bench

@@ -2,6 +2,7 @@
 // Exit codes: 0 ok, 64 usage, 69 --dev etcd unavailable, 71 admin endpoint cannot listen, 75 SIGQUIT
 // handover, 78 invalid manifest.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <functional>
@@ -21,6 +22,31 @@
 #endif
 
 using namespace sidecar;
+
+namespace {
+
+// Every blocking query, event stream and xDS stream holds a socket, so the agent raises its soft limit on
+// open files to the hard one (as Go's runtime does): 1024, a common default, would cap http.max_waiters at
+// a tenth of its default. A hard limit still too low is said once, with the setting it bounds.
+void raise_open_file_limit(const core::Manifest& manifest) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t previous = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = previous;
+  }
+  // Sockets beyond the waiters: etcd, the admin endpoint's short requests, DNS, xDS, checks, files.
+  constexpr rlim_t kHeadroom = 256;
+  const rlim_t wanted = static_cast<rlim_t>(manifest.http.max_waiters) + kHeadroom;
+  if (manifest.admin.enabled && limit.rlim_cur < wanted) {
+    spdlog::warn("open files limited to {} (RLIMIT_NOFILE); http.max_waiters {} needs about {}: raise LimitNOFILE "
+                 "or lower http.max_waiters",
+                 static_cast<uint64_t>(limit.rlim_cur), manifest.http.max_waiters, static_cast<uint64_t>(wanted));
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"etcd-sidecar: registers services in etcd, discovers peers and mirrors config into files"};
@@ -135,6 +161,7 @@ int main(int argc, char** argv) {
     };
   }
 
+  raise_open_file_limit(manifest);
   if (state_dir.empty() && !dev_etcd) state_dir = daemon::default_state_dir();
   daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir,
                                .manifest_path = manifest_path, .adjust = adjust, .watch_manifest = watch_manifest};

@@ -4,6 +4,7 @@
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
@@ -62,6 +63,14 @@ asio::awaitable<bool> AdminConnection::write(http::response<http::string_body>& 
   boost::system::error_code ec;
   stream_.expires_after(server_.options_.io_timeout);
   co_await http::async_write(stream_, response, asio::redirect_error(use_awaitable, ec));
+  const bool ok = !ec && !server_.stopping_;
+  co_return ok;
+}
+
+asio::awaitable<bool> AdminConnection::write_bytes(std::string_view bytes) {
+  boost::system::error_code ec;
+  stream_.expires_after(server_.options_.io_timeout);
+  co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), asio::redirect_error(use_awaitable, ec));
   const bool ok = !ec && !server_.stopping_;
   co_return ok;
 }
@@ -204,6 +213,9 @@ std::string_view path_of(std::string_view target) { return target.substr(0, targ
 
 }  // namespace
 
+// The loop a connection lives in. Its frame stays small on purpose: a blocking query suspends it for minutes,
+// and 10,000 of them must cost little, so each request is read and answered in serve_one's frame, which is
+// gone before a long-lived route starts.
 asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   tcp::socket* registered = &stream.socket();
@@ -211,43 +223,50 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
   // The buffer's cap bounds what one connection can make us hold, whatever the parser limits say.
   beast::flat_buffer buffer(options_.header_limit + options_.body_limit);
   for (unsigned served = 0; served < options_.max_requests_per_connection && !stopping_; ++served) {
-    ReadRequest req = co_await read_request(stream, buffer, options_);
-    if (stopping_ || req.closed) break;
-    boost::system::error_code ec;
-    if (req.error_status != 0) {
-      auto res = make_admin_response(req.error_status, 11, "application/json",
-                                     nlohmann::json({{"error", req.error}}).dump() + "\n");
-      res.keep_alive(false);
-      stream.expires_after(options_.io_timeout);
-      co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-      break;
-    }
     const bool last = served + 1 >= options_.max_requests_per_connection;
-    if (async_routes_ != nullptr && req.method == "GET" && async_routes_->handles(path_of(req.target))) {
-      if (buffer.size() == 0) buffer.shrink_to_fit();  // nothing pipelined: hold no buffer while waiting
-      AdminHttpRequest request{std::move(req.method), std::move(req.target), std::move(req.accept),
-                               std::move(req.last_event_id), req.version, req.keep_alive && !last};
-      AdminConnection connection(*this, stream);
-      const bool again = co_await async_routes_->serve(connection, std::move(request));
-      if (!again || stopping_) break;
-      continue;
-    }
-    core::AdminReply reply = core::handle_admin_request(
-        core::AdminRequest{req.method, req.target, req.body, req.authorization}, handlers_);
-    spdlog::debug("admin: {} {} -> {}", req.method, req.target, reply.status);
-    auto res = make_admin_response(reply.status, req.version, reply.content_type, std::move(reply.body));
-    if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
-    if (!reply.www_authenticate.empty()) res.set(http::field::www_authenticate, reply.www_authenticate);
-    res.keep_alive(req.keep_alive && !last);
-    stream.expires_after(options_.io_timeout);
-    co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-    if (ec || !res.keep_alive() || stopping_) break;
+    std::optional<AdminHttpRequest> long_lived;
+    if (!co_await serve_one(stream, buffer, last, long_lived) || stopping_) break;
+    if (!long_lived) continue;
+    if (buffer.size() == 0) buffer.shrink_to_fit();  // nothing pipelined: hold no buffer while waiting
+    AdminConnection connection(*this, stream);
+    const bool again = co_await async_routes_->serve(connection, std::move(*long_lived));
+    if (!again || stopping_) break;
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream.socket().close(ignored);
   live_.erase(registered);
   wake_accept();
+}
+
+asio::awaitable<bool> AdminServer::serve_one(beast::tcp_stream& stream, beast::flat_buffer& buffer, bool last,
+                                             std::optional<AdminHttpRequest>& long_lived) {
+  ReadRequest req = co_await read_request(stream, buffer, options_);
+  if (stopping_ || req.closed) co_return false;
+  boost::system::error_code ec;
+  if (req.error_status != 0) {
+    auto res = make_admin_response(req.error_status, 11, "application/json",
+                                   nlohmann::json({{"error", req.error}}).dump() + "\n");
+    res.keep_alive(false);
+    stream.expires_after(options_.io_timeout);
+    co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+    co_return false;
+  }
+  if (async_routes_ != nullptr && req.method == "GET" && async_routes_->handles(path_of(req.target))) {
+    long_lived.emplace(AdminHttpRequest{std::move(req.method), std::move(req.target), std::move(req.accept),
+                                        std::move(req.last_event_id), req.version, req.keep_alive && !last});
+    co_return true;
+  }
+  core::AdminReply reply = core::handle_admin_request(
+      core::AdminRequest{req.method, req.target, req.body, req.authorization}, handlers_);
+  spdlog::debug("admin: {} {} -> {}", req.method, req.target, reply.status);
+  auto res = make_admin_response(reply.status, req.version, reply.content_type, std::move(reply.body));
+  if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
+  if (!reply.www_authenticate.empty()) res.set(http::field::www_authenticate, reply.www_authenticate);
+  res.keep_alive(req.keep_alive && !last);
+  stream.expires_after(options_.io_timeout);
+  co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+  co_return !ec && res.keep_alive();
 }
 
 }  // namespace sidecar::runtime

@@ -10,12 +10,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -71,6 +73,8 @@ class AdminConnection {
   bool stopping() const;
   // Writes a whole response under the server's io_timeout; false when the client is gone.
   asio::awaitable<bool> write(boost::beast::http::response<boost::beast::http::string_body>& response);
+  // Writes bytes already serialized (one answer shared by every waiter of a change); the caller keeps them alive.
+  asio::awaitable<bool> write_bytes(std::string_view bytes);
 
  private:
   AdminServer& server_;
@@ -124,6 +128,10 @@ class AdminServer {
   AdminServer(asio::io_context& io, AdminServerOptions options, core::AdminHandlers handlers);
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(asio::ip::tcp::socket socket);
+  // Reads one request and answers it, unless a long-lived route serves it: then it is moved to
+  // `long_lived` for the caller. False: the connection is done.
+  asio::awaitable<bool> serve_one(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, bool last,
+                                  std::optional<AdminHttpRequest>& long_lived);
   // Connections counted against max_connections; the accept loop waits while it is at the bound.
   size_t short_connections() const { return live_.size() - parked_; }
   void wake_accept() { accept_gate_.cancel(); }

@@ -69,7 +69,12 @@ void CatalogService::snapshot_done(int64_t revision) {
   });
   // After a wiped etcd the store's revisions may be lower than ours: the index follows them down, and a
   // reader holding a larger index is answered at once (as Consul's blocking queries treat an index reset).
-  if (first || result.changed) index_ = revision;
+  if (first) {
+    index_ = snapshot_last_change_ > 0 ? snapshot_last_change_ : revision;
+  } else if (result.changed) {
+    index_ = revision;
+  }
+  snapshot_last_change_ = 0;
   spdlog::info("catalog {}: synced {} instance(s) at revision {}", name_, set_.size(), revision);
   sync_->synced = true;
   wake_sync_waiters();

@@ -6,6 +6,7 @@
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without including it
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <cstdint>
@@ -53,7 +54,8 @@ class CatalogService final : public PrefixSink {
   const std::string& name() const { return name_; }
   const core::EndpointSet& set() const { return set_; }
   // The etcd revision of the last change to the set; 0 before the first sync. A first sync sets it to the
-  // read's revision (the last change happened at or before it). It grows with every change, except after
+  // newest mod_revision it read (the read's revision when the prefix is empty); a resync that changed the
+  // set, to the read's revision (a delete it missed left no key to date it, so the read is the bound). It grows with every change, except after
   // etcd came back wiped with lower revisions: then it follows them down.
   int64_t index() const { return index_; }
   bool synced() const { return watcher_.stats().synced; }
@@ -67,9 +69,15 @@ class CatalogService final : public PrefixSink {
   // Completes when the service is synced (at once if it is), or false after `timeout` or at stop().
   asio::awaitable<bool> wait_synced(std::chrono::milliseconds timeout);
 
-  void snapshot_page(std::vector<core::KvInput> kvs) override { set_.add_to_reset(std::move(kvs)); }
+  void snapshot_page(std::vector<core::KvInput> kvs) override {
+    for (const auto& kv : kvs) snapshot_last_change_ = std::max(snapshot_last_change_, kv.mod_revision);
+    set_.add_to_reset(std::move(kvs));
+  }
   void snapshot_done(int64_t revision) override;
-  void snapshot_abandoned() override { set_.abandon_reset(); }
+  void snapshot_abandoned() override {
+    snapshot_last_change_ = 0;
+    set_.abandon_reset();
+  }
   void on_events(const std::vector<core::EventInput>& events) override;
 
  private:
@@ -81,6 +89,7 @@ class CatalogService final : public PrefixSink {
   std::string name_;
   core::EndpointSet set_;
   int64_t index_ = 0;
+  int64_t snapshot_last_change_ = 0;  // the newest mod_revision of the read in progress
   std::vector<CatalogListener*> listeners_;
   // Shared with the wait_synced() frames: one resumed after this service was stopped and destroyed reads
   // only this state, never the service.

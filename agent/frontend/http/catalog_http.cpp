@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent/frontend/freshness.hpp"
 #include "agent/output/render.hpp"
@@ -73,92 +75,115 @@ const std::string& CatalogHttp::render(const runtime::CatalogService& service, c
   return rendered_.body;
 }
 
-CatalogHttp::Response CatalogHttp::service_response(const runtime::AdminHttpRequest& request,
-                                                    const runtime::CatalogService& service,
-                                                    const core::CatalogQuery& query) {
+std::shared_ptr<const std::string> CatalogHttp::service_answer(const runtime::AdminHttpRequest& request,
+                                                              const runtime::CatalogService& service,
+                                                              const core::CatalogQuery& query) {
   const Freshness f = freshness(service);
   if (f.stale) ++stats_.stale_answers_total;
+  std::string key = service.name();
+  for (const int64_t part : {service.index(), static_cast<int64_t>(f.stale), f.seconds_since_contact,
+                             static_cast<int64_t>(request.version), static_cast<int64_t>(request.keep_alive)}) {
+    key += '\n';
+    key += std::to_string(part);
+  }
+  key += '\n';
+  key += query.selector_text;
+  if (answer_ && key == answer_key_) return answer_;
   Response res = runtime::make_admin_response(200, request.version, kJsonType, render(service, query));
   res.set("X-Sidecar-Index", std::to_string(service.index()));
   res.set("X-Sidecar-Stale", f.stale ? "true" : "false");
   res.set("X-Sidecar-Last-Contact", std::to_string(f.seconds_since_contact));
-  return res;
+  res.keep_alive(request.keep_alive);
+  std::ostringstream wire;
+  wire << res;
+  answer_ = std::make_shared<const std::string>(std::move(wire).str());
+  answer_key_ = std::move(key);
+  return answer_;
 }
 
-asio::awaitable<bool> CatalogHttp::look_up(const runtime::AdminHttpRequest& request, const std::string& name,
-                                           Response& error) {
+asio::awaitable<CatalogHttp::Unanswerable> CatalogHttp::look_up(const std::string& name) {
+  Unanswerable why;
   if (stopping_) {
-    error = error_response(request, 503, "the agent is stopping");
-    co_return false;
+    why.status = 503;
+    why.error = "the agent is stopping";
+    co_return why;
   }
   const runtime::Catalog::Lookup found = co_await catalog_.lookup(name, options_.lookup_timeout);
   switch (found.status) {
     case runtime::Catalog::Lookup::Status::kOk:
-      co_return true;
+      break;
     case runtime::Catalog::Lookup::Status::kStopping:
-      error = error_response(request, 503, "the agent is stopping");
-      co_return false;
+      why.status = 503;
+      why.error = "the agent is stopping";
+      break;
     case runtime::Catalog::Lookup::Status::kRefused:
     case runtime::Catalog::Lookup::Status::kNotSynced:
-      error = error_response(request, 503, found.error);
-      co_return false;
+      why.status = 503;
+      why.error = found.error;
+      break;
   }
-  co_return false;
+  co_return why;
 }
 
+asio::awaitable<bool> CatalogHttp::respond(runtime::AdminConnection& connection, Response res, bool keep_alive) {
+  res.keep_alive(keep_alive);
+  const bool written = co_await connection.write(res);
+  co_return written && keep_alive;
+}
+
+asio::awaitable<bool> CatalogHttp::respond_error(runtime::AdminConnection& connection,
+                                                 const runtime::AdminHttpRequest& request, Unanswerable why) {
+  Response res = error_response(request, why.status, why.error);
+  res.keep_alive(request.keep_alive);
+  const bool written = co_await connection.write(res);
+  co_return written && request.keep_alive;
+}
+
+// Not a coroutine: it picks the coroutine that answers, so no frame of its own stays suspended with them.
 asio::awaitable<bool> CatalogHttp::serve(runtime::AdminConnection& connection, runtime::AdminHttpRequest request) {
   ++stats_.requests_total;
   core::CatalogQuery query = core::parse_catalog_query(request.target);
-  if (!query.ok()) {
-    Response res = error_response(request, query.status, query.error);
-    res.keep_alive(request.keep_alive);
-    const bool written = co_await connection.write(res);
-    co_return written && request.keep_alive;
-  }
+  if (!query.ok()) return respond(connection, error_response(request, query.status, query.error), request.keep_alive);
   if (query.kind == core::CatalogQuery::Kind::kServices) {
-    Response res = services_response(request);
-    res.keep_alive(request.keep_alive);
-    const bool written = co_await connection.write(res);
-    co_return written && request.keep_alive;
+    return respond(connection, services_response(request), request.keep_alive);
   }
-  if (wants_event_stream(request.accept)) {
-    const bool again = co_await stream_service(connection, request, std::move(query));
-    co_return again;
-  }
-  const bool again = co_await answer_service(connection, request, std::move(query));
-  co_return again;
+  if (wants_event_stream(request.accept)) return stream_service(connection, std::move(request), std::move(query));
+  return answer_service(connection, std::move(request), std::move(query));
 }
 
 asio::awaitable<bool> CatalogHttp::answer_service(runtime::AdminConnection& connection,
-                                                  const runtime::AdminHttpRequest& request, core::CatalogQuery query) {
-  Response res;
-  bool found = co_await look_up(request, query.service, res);
-  if (found && query.index && !core::blocking_ready(catalog_.find(query.service)->index(), *query.index)) {
+                                                  runtime::AdminHttpRequest request, core::CatalogQuery query) {
+  Unanswerable why = co_await look_up(query.service);
+  if (why.status == 200 && query.index && !core::blocking_ready(catalog_.find(query.service)->index(), *query.index)) {
     // A blocking query: park the connection (out of the short-request bound) and wait for a change.
     if (!connection.park()) {
-      res = error_response(request, 429, "http.max_waiters requests are waiting already; retry later");
-      found = false;
+      why.status = 429;
+      why.error = "http.max_waiters requests are waiting already; retry later";
     } else {
       ++stats_.blocking_total;
       std::uniform_real_distribution<double> uniform(0.0, 1.0);
-      const auto wait = core::blocking_wait_with_jitter(query.wait, uniform(rng_));
-      const ServiceWaiters::Woken woken = co_await waiters_.wait(query.service, *query.index, wait);
+      const ServiceWaiters::Woken woken = co_await waiters_.wait(
+          query.service, *query.index, core::blocking_wait_with_jitter(query.wait, uniform(rng_)));
       connection.unpark();
       if (woken == ServiceWaiters::Woken::kChanged) ++stats_.blocking_changed_total;
       if (woken == ServiceWaiters::Woken::kTimedOut) ++stats_.blocking_timeouts_total;
+      const runtime::CatalogService* service = catalog_.find(query.service);
       if (woken == ServiceWaiters::Woken::kStopping || connection.stopping()) {
-        res = error_response(request, 503, "the agent is stopping");
-        found = false;
-      } else {
-        // Again, now: the wait held the service watched, and this marks it used (and restarts its watch in the
-        // rare case its idle expiry ran out during a long wait).
-        found = co_await look_up(request, query.service, res);
+        why.status = 503;
+        why.error = "the agent is stopping";
+      } else if (service == nullptr || !service->synced()) {
+        // The wait held the service watched; only a resync in progress (or a watch restarted after a very long
+        // wait) leaves it unsynced here.
+        why = co_await look_up(query.service);
       }
     }
   }
-  if (found) res = service_response(request, *catalog_.find(query.service), query);
-  res.keep_alive(request.keep_alive);
-  const bool written = co_await connection.write(res);
+  if (why.status != 200) {
+    const bool again = co_await respond_error(connection, request, std::move(why));
+    co_return again;
+  }
+  const std::shared_ptr<const std::string> answer = service_answer(request, *catalog_.find(query.service), query);
+  const bool written = co_await connection.write_bytes(*answer);
   co_return written && request.keep_alive;
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -51,21 +52,34 @@ class CatalogHttp final : public runtime::AdminAsyncRoutes {
 
  private:
   using Response = boost::beast::http::response<boost::beast::http::string_body>;
-  asio::awaitable<bool> answer_service(runtime::AdminConnection& connection, const runtime::AdminHttpRequest& request,
+  // Why a service cannot be answered: status 200 when it can (catalog_.find(name) is synced until the caller
+  // next suspends).
+  struct Unanswerable {
+    int status = 200;
+    std::string error;
+  };
+  // Waiting requests keep their coroutine frames for minutes, so the frames that stay suspended hold the
+  // request, the query and little else: responses are built in the frames that write them.
+  asio::awaitable<bool> answer_service(runtime::AdminConnection& connection, runtime::AdminHttpRequest request,
                                        core::CatalogQuery query);
   // event_stream.cpp: Accept: text/event-stream.
-  asio::awaitable<bool> stream_service(runtime::AdminConnection& connection, const runtime::AdminHttpRequest& request,
+  asio::awaitable<bool> stream_service(runtime::AdminConnection& connection, runtime::AdminHttpRequest request,
                                        core::CatalogQuery query);
+  // Writes `res` whole; whether the connection may serve another request.
+  asio::awaitable<bool> respond(runtime::AdminConnection& connection, Response res, bool keep_alive);
+  asio::awaitable<bool> respond_error(runtime::AdminConnection& connection, const runtime::AdminHttpRequest& request,
+                                      Unanswerable why);
   Response services_response(const runtime::AdminHttpRequest& request) const;
   Response error_response(const runtime::AdminHttpRequest& request, int status, const std::string& error);
-  // The answer for a synced service: its selected instances as a discover file's JSON, and the headers.
-  Response service_response(const runtime::AdminHttpRequest& request, const runtime::CatalogService& service,
-                            const core::CatalogQuery& query);
-  // The JSON body (cached per service, index and selector: a change answers 10,000 waiters with one render).
+  // The whole HTTP answer for a synced service, serialized once per service, index, selector, freshness and
+  // connection semantics: one change answers 10,000 waiters with one render and one serialization.
+  std::shared_ptr<const std::string> service_answer(const runtime::AdminHttpRequest& request,
+                                                    const runtime::CatalogService& service,
+                                                    const core::CatalogQuery& query);
+  // The JSON body (cached per service, index and selector).
   const std::string& render(const runtime::CatalogService& service, const core::CatalogQuery& query);
-  // Looks the service up (starting its watch when needed). False: it cannot be answered, and `error` is the
-  // response that says why. True: catalog_.find(name) is synced, until the caller next suspends.
-  asio::awaitable<bool> look_up(const runtime::AdminHttpRequest& request, const std::string& name, Response& error);
+  // Looks the service up, starting its watch when needed.
+  asio::awaitable<Unanswerable> look_up(const std::string& name);
 
   runtime::Catalog& catalog_;
   CatalogHttpOptions options_;
@@ -79,6 +93,8 @@ class CatalogHttp final : public runtime::AdminAsyncRoutes {
     std::string body;
   };
   Rendered rendered_;
+  std::string answer_key_;
+  std::shared_ptr<const std::string> answer_;
 };
 
 }  // namespace sidecar::frontend

@@ -49,15 +49,16 @@ std::optional<int64_t> parse_index(std::string_view text) {
 }  // namespace
 
 asio::awaitable<bool> CatalogHttp::stream_service(runtime::AdminConnection& connection,
-                                                  const runtime::AdminHttpRequest& request, core::CatalogQuery query) {
-  Response error;
-  if (!co_await look_up(request, query.service, error) || !connection.park()) {
-    if (connection.stopping() || error.result_int() == 200) {
-      // park() refused: the same bound as blocking queries.
-      error = error_response(request, 429, "http.max_waiters requests are waiting already; retry later");
-    }
-    error.keep_alive(false);
-    co_await connection.write(error);
+                                                  runtime::AdminHttpRequest request, core::CatalogQuery query) {
+  Unanswerable why = co_await look_up(query.service);
+  if (why.status == 200 && !connection.park()) {
+    // The same bound as blocking queries.
+    why.status = 429;
+    why.error = "http.max_waiters requests are waiting already; retry later";
+  }
+  if (why.status != 200) {
+    request.keep_alive = false;
+    co_await respond_error(connection, request, std::move(why));
     co_return false;
   }
   Holder holder;
