@@ -17,6 +17,7 @@
 #include "tests/support/ads_client.hpp"
 #include "tests/support/agent_fixture.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/secure_etcd.hpp"
 #include "tests/support/wait.hpp"
 
 namespace sidecar::test {
@@ -308,6 +309,48 @@ TEST_F(XdsProtocol, ThousandStreamsOnTenServicesAllGetOnePutWithinFiveSeconds) {
             << ms(last - put_at) << " ms (put to the last response)\n";
   EXPECT_LE(last - put_at, 5s);
   EXPECT_EQ(fanout.failed(), 0u);
+}
+
+class XdsProtocolTls : public XdsProtocol {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(start_etcd());
+    certs_ = make_certs(dir_.path(), "xds");
+    ASSERT_TRUE(certs_);
+    ASSERT_NO_FATAL_FAILURE(start_agent("  tls:\n    cert: " + certs_->server.string() + "\n    key: " +
+                                        certs_->server_key.string() + "\n    ca: " + certs_->ca.string() + "\n"));
+  }
+  std::shared_ptr<grpc::Channel> tls_channel(bool with_client_cert) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = read_file(certs_->ca).value_or("");
+    if (with_client_cert) {
+      ssl.pem_cert_chain = read_file(certs_->client).value_or("");
+      ssl.pem_private_key = read_file(certs_->client_key).value_or("");
+    }
+    grpc::ChannelArguments args;
+    args.SetInt("sidecar.test.connection", ++channels_);
+    return grpc::CreateCustomChannel(target(), grpc::SslCredentials(ssl), args);
+  }
+
+  TempDir dir_{"xds-tls"};
+  std::optional<CertSet> certs_;
+};
+
+TEST_F(XdsProtocolTls, ClientWithACertificateTheCaSignedGetsEndpointsOneWithoutIsRefused) {
+  ASSERT_TRUE(agent_->output_contains("(mTLS)")) << agent_->output();
+  put("order-service", "a", 9001);
+  AdsClient ads(tls_channel(true), "ads-mtls");
+  ASSERT_TRUE(ads.send(kEndpointsType, {"order-service"}));
+  const auto eds = ads.next(kEndpointsType, kAnswer);
+  ASSERT_TRUE(eds) << agent_->output();
+  EXPECT_EQ(endpoints(*eds), std::vector<std::string>{"127.0.0.1:9001"});
+
+  // No client certificate: the handshake fails, so the call ends without a response.
+  AdsClient anonymous(tls_channel(false), "ads-anonymous");
+  anonymous.send(kEndpointsType, {"order-service"});
+  EXPECT_FALSE(anonymous.next(kEndpointsType, kAnswer));
+  EXPECT_TRUE(anonymous.closed());
+  EXPECT_EQ(anonymous.close().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 }  // namespace
