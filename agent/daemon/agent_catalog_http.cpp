@@ -9,7 +9,8 @@ void Agent::setup_catalog_http() {
   frontend::CatalogHttpOptions options;
   options.local_zone = manifest_.agent.zone;
   options.seed = host_name();
-  catalog_http_ = std::make_unique<frontend::CatalogHttp>(*catalog_, std::move(options));
+  catalog_http_ = std::make_unique<frontend::CatalogHttp>(io_, *catalog_, std::move(options));
+  catalog_http_->start();
   admin_->set_max_parked(manifest_.http.max_waiters);
   admin_->set_async_routes(catalog_http_.get());
   admin_->handlers().metric_collectors.push_back([this](std::vector<core::MetricFamily>& out) {

@@ -126,6 +126,7 @@ asio::awaitable<void> Agent::join_consumers() {
   for (auto& s : services_) co_await s.health->join();
   for (auto& d : discoveries_) co_await d->join();
   for (auto& m : mirrors_) co_await m->join();
+  if (catalog_http_) co_await catalog_http_->join();
   if (dns_) co_await dns_->join();
   if (xds_) co_await xds_->join();
   if (catalog_) co_await catalog_->join();

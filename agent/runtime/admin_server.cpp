@@ -1,5 +1,9 @@
 #include "agent/runtime/admin_server.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/redirect_error.hpp>
@@ -41,7 +45,7 @@ http::response<http::string_body> make_admin_response(int status, unsigned versi
 
 bool AdminConnection::park() {
   if (parked_) return true;
-  if (server_.parked_ >= server_.options_.max_parked) {
+  if (server_.parked_ + server_.detached_ >= server_.options_.max_parked) {
     ++server_.parked_refused_;
     return false;
   }
@@ -58,6 +62,59 @@ void AdminConnection::unpark() {
 }
 
 bool AdminConnection::stopping() const { return server_.stopping_; }
+
+ParkedSocket AdminConnection::detach() {
+  // The parked slot moves with the socket: counted in detached_ from here, not in parked_.
+  unpark();
+  detached_ = true;
+  return ParkedSocket(server_, stream_.release_socket());
+}
+
+ParkedSocket::ParkedSocket(AdminServer& server, tcp::socket socket) : server_(&server), socket_(std::move(socket)) {
+  ++server_->detached_;
+}
+
+ParkedSocket::ParkedSocket(ParkedSocket&& other) noexcept
+    : server_(std::exchange(other.server_, nullptr)), socket_(std::move(other.socket_)) {}
+
+ParkedSocket::~ParkedSocket() {
+  if (server_ == nullptr) return;
+  --server_->detached_;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+void ParkedSocket::resume(std::shared_ptr<const std::string> answer, bool keep_alive) && {
+  if (server_ == nullptr) return;
+  AdminServer& server = *std::exchange(server_, nullptr);
+  --server.detached_;
+  boost::system::error_code ec;
+  if (server.stopping_) {
+    socket_.close(ec);
+    return;
+  }
+  // One change answers thousands of these at once, so the usual case takes no coroutine: the answer fits in
+  // the socket's send buffer and goes out now, and a client that asked once is closed right after (nothing
+  // is left unread, so close() sends a FIN, as shutdown would). A partial write or a keep-alive client goes
+  // back to a connection coroutine.
+  // send(2) with MSG_DONTWAIT rather than Asio's non_blocking() toggling: two ioctls fewer per answer.
+  const ssize_t sent = ::send(socket_.native_handle(), answer->data(), answer->size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    socket_.close(ec);  // the client is gone
+    return;
+  }
+  const size_t written = sent > 0 ? static_cast<size_t>(sent) : 0;
+  if (written == answer->size()) {
+    if (!keep_alive) {
+      socket_.close(ec);
+      return;
+    }
+    answer.reset();
+  } else if (written > 0) {
+    answer = std::make_shared<const std::string>(answer->substr(written));
+  }
+  server.scope_.spawn("connection", server.serve(std::move(socket_), std::move(answer), keep_alive));
+}
 
 asio::awaitable<bool> AdminConnection::write(http::response<http::string_body>& response) {
   boost::system::error_code ec;
@@ -216,20 +273,37 @@ std::string_view path_of(std::string_view target) { return target.substr(0, targ
 // The loop a connection lives in. Its frame stays small on purpose: a blocking query suspends it for minutes,
 // and 10,000 of them must cost little, so each request is read and answered in serve_one's frame, which is
 // gone before a long-lived route starts.
-asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
+asio::awaitable<void> AdminServer::serve(tcp::socket socket, std::shared_ptr<const std::string> first,
+                                         bool keep_alive) {
   beast::tcp_stream stream(std::move(socket));
   tcp::socket* registered = &stream.socket();
   live_.insert(registered);
+  bool open = true;
+  if (first) {
+    boost::system::error_code ec;
+    stream.expires_after(options_.io_timeout);
+    co_await asio::async_write(stream, asio::buffer(first->data(), first->size()),
+                               asio::redirect_error(use_awaitable, ec));
+    first.reset();
+    open = !ec && keep_alive;
+  }
   // The buffer's cap bounds what one connection can make us hold, whatever the parser limits say.
   beast::flat_buffer buffer(options_.header_limit + options_.body_limit);
-  for (unsigned served = 0; served < options_.max_requests_per_connection && !stopping_; ++served) {
+  for (unsigned served = 0; open && served < options_.max_requests_per_connection && !stopping_; ++served) {
     const bool last = served + 1 >= options_.max_requests_per_connection;
     std::optional<AdminHttpRequest> long_lived;
     if (!co_await serve_one(stream, buffer, last, long_lived) || stopping_) break;
     if (!long_lived) continue;
     if (buffer.size() == 0) buffer.shrink_to_fit();  // nothing pipelined: hold no buffer while waiting
     AdminConnection connection(*this, stream);
+    connection.set_buffered(buffer.size() != 0);
     const bool again = co_await async_routes_->serve(connection, std::move(*long_lived));
+    if (connection.detached()) {
+      // The route holds the socket now (a parked blocking query); it comes back through ParkedSocket::resume.
+      live_.erase(registered);
+      wake_accept();
+      co_return;
+    }
     if (!again || stopping_) break;
   }
   boost::system::error_code ignored;

@@ -58,6 +58,27 @@ struct AdminHttpRequest {
   bool keep_alive = true;
 };
 
+class AdminServer;
+
+// A parked connection a route took out of its coroutine: the socket and its place among the parked ones
+// (http.max_waiters). A blocking query waits as one of these, a socket and a small record, instead of a
+// suspended chain of coroutine frames: 10,000 waiters must cost little. Destroyed without resume(): closed.
+class ParkedSocket {
+ public:
+  ParkedSocket(AdminServer& server, asio::ip::tcp::socket socket);
+  ~ParkedSocket();
+  ParkedSocket(ParkedSocket&& other) noexcept;
+  ParkedSocket& operator=(ParkedSocket&&) = delete;
+  ParkedSocket(const ParkedSocket&) = delete;
+  // Gives the connection back to the server: it writes `answer` (kept alive by the pointer) and, with
+  // `keep_alive`, serves the client's next requests. A stopping server closes it instead.
+  void resume(std::shared_ptr<const std::string> answer, bool keep_alive) &&;
+
+ private:
+  AdminServer* server_;  // null once resumed or moved from
+  asio::ip::tcp::socket socket_;
+};
+
 // A connection handed to a long-lived route: its stream, and the pool it is counted in.
 class AdminConnection {
  public:
@@ -71,6 +92,12 @@ class AdminConnection {
   bool park();
   void unpark();
   bool stopping() const;
+  // Only parked and with nothing read past the request (pipelined): then the route may take the socket.
+  bool can_detach() const { return parked_ && !buffered_ && !detached_; }
+  // Takes the socket out of the connection's coroutine, which then ends without closing it.
+  ParkedSocket detach();
+  bool detached() const { return detached_; }
+  void set_buffered(bool buffered) { buffered_ = buffered; }
   // Writes a whole response under the server's io_timeout; false when the client is gone.
   asio::awaitable<bool> write(boost::beast::http::response<boost::beast::http::string_body>& response);
   // Writes bytes already serialized (one answer shared by every waiter of a change); the caller keeps them alive.
@@ -80,6 +107,8 @@ class AdminConnection {
   AdminServer& server_;
   boost::beast::tcp_stream& stream_;
   bool parked_ = false;
+  bool buffered_ = false;
+  bool detached_ = false;
 };
 
 // Routes that answer from a coroutine of their own: lookups that may wait for a change or stream changes.
@@ -119,15 +148,19 @@ class AdminServer {
   void set_async_routes(AdminAsyncRoutes* routes) { async_routes_ = routes; }
   // The bound of parked connections (http.max_waiters); a lower one refuses new parks, parked ones stay.
   void set_max_parked(size_t max_parked) { options_.max_parked = max_parked; }
-  uint64_t parked() const { return parked_; }
+  uint64_t parked() const { return parked_ + detached_; }
   uint64_t parked_refused() const { return parked_refused_; }
   const AdminServerOptions& options() const { return options_; }
 
  private:
   friend class AdminConnection;
+  friend class ParkedSocket;
   AdminServer(asio::io_context& io, AdminServerOptions options, core::AdminHandlers handlers);
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> serve(asio::ip::tcp::socket socket);
+  // `first`: an answer to write before reading requests (a parked connection given back), then go on only
+  // with `keep_alive`.
+  asio::awaitable<void> serve(asio::ip::tcp::socket socket, std::shared_ptr<const std::string> first = nullptr,
+                              bool keep_alive = true);
   // Reads one request and answers it, unless a long-lived route serves it: then it is moved to
   // `long_lived` for the caller. False: the connection is done.
   asio::awaitable<bool> serve_one(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, bool last,
@@ -145,7 +178,8 @@ class AdminServer {
   asio::steady_timer accept_gate_;  // the accept loop waits on it at max_connections; cancel() wakes it
   std::set<asio::ip::tcp::socket*> live_;  // open connections, closed by stop()
   AdminAsyncRoutes* async_routes_ = nullptr;
-  size_t parked_ = 0;
+  size_t parked_ = 0;    // parked connections still in their coroutine (event streams, pipelined requests)
+  size_t detached_ = 0;  // parked connections held by a route as ParkedSocket
   uint64_t parked_refused_ = 0;
   bool stopping_ = false;
   TaskScope scope_;  // last: the accept loop and connections use the members above

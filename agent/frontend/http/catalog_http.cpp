@@ -22,8 +22,13 @@ bool wants_event_stream(std::string_view accept) { return accept.find(kEventStre
 
 }  // namespace
 
-CatalogHttp::CatalogHttp(runtime::Catalog& catalog, CatalogHttpOptions options)
-    : catalog_(catalog), options_(std::move(options)), waiters_(catalog) {}
+CatalogHttp::CatalogHttp(asio::io_context& io, runtime::Catalog& catalog, CatalogHttpOptions options)
+    : catalog_(catalog),
+      options_(std::move(options)),
+      waiters_(io, catalog,
+               [this](ServiceWaiters::Parked parked, ServiceWaiters::Woken woken) {
+                 answer_parked(std::move(parked), woken);
+               }) {}
 
 bool CatalogHttp::handles(std::string_view path) const { return path.starts_with("/v1/catalog/"); }
 
@@ -32,11 +37,10 @@ void CatalogHttp::stop() {
   waiters_.stop();
 }
 
-CatalogHttp::Response CatalogHttp::error_response(const runtime::AdminHttpRequest& request, int status,
-                                                  const std::string& error) {
+CatalogHttp::Response CatalogHttp::error_response(unsigned version, int status, const std::string& error) {
   if (status == 503) ++stats_.unavailable_total;
   if (status == 429) ++stats_.waiters_refused_total;
-  return runtime::make_admin_response(status, request.version, kJsonType, nlohmann::json({{"error", error}}).dump() + "\n");
+  return runtime::make_admin_response(status, version, kJsonType, nlohmann::json({{"error", error}}).dump() + "\n");
 }
 
 CatalogHttp::Response CatalogHttp::services_response(const runtime::AdminHttpRequest& request) const {
@@ -75,25 +79,25 @@ const std::string& CatalogHttp::render(const runtime::CatalogService& service, c
   return rendered_.body;
 }
 
-std::shared_ptr<const std::string> CatalogHttp::service_answer(const runtime::AdminHttpRequest& request,
+std::shared_ptr<const std::string> CatalogHttp::service_answer(unsigned version, bool keep_alive,
                                                               const runtime::CatalogService& service,
                                                               const core::CatalogQuery& query) {
   const Freshness f = freshness(service);
   if (f.stale) ++stats_.stale_answers_total;
   std::string key = service.name();
   for (const int64_t part : {service.index(), static_cast<int64_t>(f.stale), f.seconds_since_contact,
-                             static_cast<int64_t>(request.version), static_cast<int64_t>(request.keep_alive)}) {
+                             static_cast<int64_t>(version), static_cast<int64_t>(keep_alive)}) {
     key += '\n';
     key += std::to_string(part);
   }
   key += '\n';
   key += query.selector_text;
   if (answer_ && key == answer_key_) return answer_;
-  Response res = runtime::make_admin_response(200, request.version, kJsonType, render(service, query));
+  Response res = runtime::make_admin_response(200, version, kJsonType, render(service, query));
   res.set("X-Sidecar-Index", std::to_string(service.index()));
   res.set("X-Sidecar-Stale", f.stale ? "true" : "false");
   res.set("X-Sidecar-Last-Contact", std::to_string(f.seconds_since_contact));
-  res.keep_alive(request.keep_alive);
+  res.keep_alive(keep_alive);
   std::ostringstream wire;
   wire << res;
   answer_ = std::make_shared<const std::string>(std::move(wire).str());
@@ -156,12 +160,23 @@ asio::awaitable<bool> CatalogHttp::answer_service(runtime::AdminConnection& conn
   Unanswerable why = co_await look_up(query.service);
   if (why.status == 200 && query.index && !core::blocking_ready(catalog_.find(query.service)->index(), *query.index)) {
     // A blocking query: park the connection (out of the short-request bound) and wait for a change.
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
     if (!connection.park()) {
       why.status = 429;
       why.error = "http.max_waiters requests are waiting already; retry later";
-    } else {
+    } else if (connection.can_detach()) {
+      // The usual case: the query waits as a record and this coroutine (and the connection's) ends.
       ++stats_.blocking_total;
-      std::uniform_real_distribution<double> uniform(0.0, 1.0);
+      const auto deadline =
+          std::chrono::steady_clock::now() + core::blocking_wait_with_jitter(query.wait, uniform(rng_));
+      const int64_t asked = *query.index;
+      waiters_.park(ServiceWaiters::Parked{connection.detach(), asked, request.version, request.keep_alive,
+                                           intern(std::move(query))},
+                    deadline);
+      co_return false;
+    } else {
+      // A request pipelined behind this one is in the connection's buffer: wait here, in the coroutine.
+      ++stats_.blocking_total;
       const ServiceWaiters::Woken woken = co_await waiters_.wait(
           query.service, *query.index, core::blocking_wait_with_jitter(query.wait, uniform(rng_)));
       connection.unpark();
@@ -182,9 +197,36 @@ asio::awaitable<bool> CatalogHttp::answer_service(runtime::AdminConnection& conn
     const bool again = co_await respond_error(connection, request, std::move(why));
     co_return again;
   }
-  const std::shared_ptr<const std::string> answer = service_answer(request, *catalog_.find(query.service), query);
+  const std::shared_ptr<const std::string> answer =
+      service_answer(request.version, request.keep_alive, *catalog_.find(query.service), query);
   const bool written = co_await connection.write_bytes(*answer);
   co_return written && request.keep_alive;
+}
+
+std::shared_ptr<const core::CatalogQuery> CatalogHttp::intern(core::CatalogQuery query) {
+  if (!interned_ || interned_->service != query.service || interned_->selector_text != query.selector_text) {
+    interned_ = std::make_shared<const core::CatalogQuery>(std::move(query));
+  }
+  return interned_;
+}
+
+void CatalogHttp::answer_parked(ServiceWaiters::Parked parked, ServiceWaiters::Woken woken) {
+  if (woken == ServiceWaiters::Woken::kChanged) ++stats_.blocking_changed_total;
+  if (woken == ServiceWaiters::Woken::kTimedOut) ++stats_.blocking_timeouts_total;
+  const runtime::CatalogService* service = catalog_.find(parked.query->service);
+  if (woken != ServiceWaiters::Woken::kStopping && !stopping_ && service != nullptr && service->synced()) {
+    auto answer = service_answer(parked.version, parked.keep_alive, *service, *parked.query);
+    std::move(parked.socket).resume(std::move(answer), parked.keep_alive);
+    return;
+  }
+  // Stopping, or (rarely) a service being read again after its wait: 503, and the client asks again.
+  const bool stopping = woken == ServiceWaiters::Woken::kStopping || stopping_;
+  Response res = error_response(parked.version, 503,
+                                stopping ? "the agent is stopping" : "the service is being read again from etcd");
+  res.keep_alive(false);
+  std::ostringstream wire;
+  wire << res;
+  std::move(parked.socket).resume(std::make_shared<const std::string>(std::move(wire).str()), false);
 }
 
 }  // namespace sidecar::frontend

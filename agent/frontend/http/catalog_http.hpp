@@ -39,7 +39,10 @@ struct CatalogHttpStats {
 
 class CatalogHttp final : public runtime::AdminAsyncRoutes {
  public:
-  CatalogHttp(runtime::Catalog& catalog, CatalogHttpOptions options);
+  CatalogHttp(asio::io_context& io, runtime::Catalog& catalog, CatalogHttpOptions options);
+  void start() { waiters_.start(); }
+  // Completes once the waiters' deadline loop has ended (after stop()).
+  asio::awaitable<void> join() { return waiters_.join(); }
 
   bool handles(std::string_view path) const override;
   asio::awaitable<bool> serve(runtime::AdminConnection& connection, runtime::AdminHttpRequest request) override;
@@ -70,10 +73,17 @@ class CatalogHttp final : public runtime::AdminAsyncRoutes {
   asio::awaitable<bool> respond_error(runtime::AdminConnection& connection, const runtime::AdminHttpRequest& request,
                                       Unanswerable why);
   Response services_response(const runtime::AdminHttpRequest& request) const;
-  Response error_response(const runtime::AdminHttpRequest& request, int status, const std::string& error);
+  Response error_response(const runtime::AdminHttpRequest& request, int status, const std::string& error) {
+    return error_response(request.version, status, error);
+  }
+  Response error_response(unsigned version, int status, const std::string& error);
+  // A parked blocking query is ready: its answer goes out on its socket, given back to the admin server.
+  void answer_parked(ServiceWaiters::Parked parked, ServiceWaiters::Woken woken);
+  // One query object per service and selector shared by the parked queries that ask the same.
+  std::shared_ptr<const core::CatalogQuery> intern(core::CatalogQuery query);
   // The whole HTTP answer for a synced service, serialized once per service, index, selector, freshness and
   // connection semantics: one change answers 10,000 waiters with one render and one serialization.
-  std::shared_ptr<const std::string> service_answer(const runtime::AdminHttpRequest& request,
+  std::shared_ptr<const std::string> service_answer(unsigned version, bool keep_alive,
                                                     const runtime::CatalogService& service,
                                                     const core::CatalogQuery& query);
   // The JSON body (cached per service, index and selector).
@@ -95,6 +105,7 @@ class CatalogHttp final : public runtime::AdminAsyncRoutes {
   Rendered rendered_;
   std::string answer_key_;
   std::shared_ptr<const std::string> answer_;
+  std::shared_ptr<const core::CatalogQuery> interned_;
 };
 
 }  // namespace sidecar::frontend
