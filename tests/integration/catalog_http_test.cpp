@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -231,6 +233,45 @@ TEST_F(HttpLookups, AChangeToAnotherServiceWakesNoWaiter) {
   const PromParse m = parse_prometheus(http_request(port, "GET", "/metrics").body);
   EXPECT_EQ(m.value("etcd_sidecar_http_blocking_changed_total"), 1.0);
   EXPECT_EQ(m.value("etcd_sidecar_http_blocking_timeouts_total"), 1.0);
+}
+
+// A keep-alive client's connection goes on after its blocking query is answered, whether the query waited
+// as a parked record or (with a request pipelined behind it) in its connection's coroutine.
+TEST_F(HttpLookups, KeepAliveAndPipelinedBlockingQueriesAnswerAndTheConnectionGoesOn) {
+  put("orders", "o-1", value("10.0.0.1", 8080));
+  const std::uint16_t port = start_agent();
+  const int64_t index = index_of(get_at_least(port, "/v1/catalog/service/orders", 1));
+  ASSERT_GT(index, 0);
+  const std::string blocking =
+      "GET /v1/catalog/service/orders?index=" + std::to_string(index) + "&wait=30s HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string livez = "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n";
+  ParkedRequests clients;
+  ASSERT_TRUE(clients.open(port, blocking));          // 0: keep-alive, parks as a record
+  ASSERT_TRUE(clients.open(port, blocking + livez));  // 1: pipelined, waits in its coroutine
+  ASSERT_TRUE(wait_until([&] { return waiting(port) == 2; }, 5s));
+
+  const int64_t revision = put("orders", "o-2", value("10.0.0.2", 8080));
+  const std::string new_index = "X-Sidecar-Index: " + std::to_string(revision) + "\r\n";
+  const auto received = [&](size_t i, const std::string& needle) {
+    return wait_until(
+        [&] {
+          clients.read_available(i);
+          return clients[i].received.find(needle) != std::string::npos;
+        },
+        5s, 5ms);
+  };
+  ASSERT_TRUE(received(0, new_index)) << clients[0].received;
+  ASSERT_TRUE(received(1, "ok\n")) << clients[1].received;
+  // The pipelined /livez was answered after the blocking query, on the same connection.
+  EXPECT_LT(clients[1].received.find(new_index), clients[1].received.find("ok\n")) << clients[1].received;
+  EXPECT_FALSE(clients[0].closed);
+  // The parked one's connection serves its next request too.
+  const std::string more = "GET /livez HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(clients[0].fd, more.data(), more.size(), MSG_NOSIGNAL), static_cast<ssize_t>(more.size()));
+  ASSERT_TRUE(received(0, "ok\n")) << clients[0].received;
+  // 0 is closed after its Connection: close; 1 stays open (until the admin endpoint's 5 s idle bound).
+  EXPECT_EQ(clients.drain_until_closed(2s), 1u);
+  EXPECT_TRUE(clients[0].closed);
 }
 
 TEST_F(HttpLookups, TenThousandWaitersAreAllAnsweredByOnePutWhileLivezAnswers) {
