@@ -34,8 +34,7 @@ DnsServer::DnsServer(asio::io_context& io, runtime::Catalog& catalog, DnsOptions
       responder_(catalog, std::move(options)),
       udp_(io),
       acceptor_(io),
-      in_(kMaxTcpMessage),
-      out_(kMaxTcpMessage),
+      batch_(kMaxTcpMessage),
       scope_(io, "dns") {}
 
 std::unique_ptr<DnsServer> DnsServer::bind(asio::io_context& io, runtime::Catalog& catalog, DnsOptions options,
@@ -105,30 +104,35 @@ void DnsServer::send_udp(const uint8_t* data, size_t size, const udp::endpoint& 
 }
 
 asio::awaitable<void> DnsServer::udp_loop() {
-  udp::endpoint from;
+  const int fd = udp_.native_handle();
   while (!stopping_) {
     boost::system::error_code ec;
     co_await udp_.async_wait(udp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
     if (stopping_ || ec == asio::error::operation_aborted) break;
-    for (int i = 0; i < kUdpBurst && !stopping_; ++i) {
-      const size_t n = udp_.receive_from(asio::buffer(in_), from, 0, ec);
-      if (ec) break;  // would_block: drained; anything else (ICMP errors) is retried on the next wake-up
-      std::optional<DnsResponder::Exchange> ex = responder_.begin(in_.data(), n, false);
-      if (!ex) continue;
-      if (responder_.needs_sync(*ex)) {
-        if (pending_ >= responder_.options().max_pending_lookups) {
-          send_udp(out_.data(), responder_.refuse(*ex, out_.data()), from);
+    for (int read = 0; read < kUdpBurst && !stopping_;) {
+      const int got = batch_.receive(fd);
+      if (got == 0) break;  // drained (or an ICMP error, retried on the next wake-up)
+      read += got;
+      for (int i = 0; i < got && !stopping_; ++i) {
+        std::optional<DnsResponder::Exchange> ex = responder_.begin(batch_.query(i), batch_.query_size(i), false);
+        if (!ex) continue;
+        if (responder_.needs_sync(*ex)) {
+          if (pending_ >= responder_.options().max_pending_lookups) {
+            batch_.queue_answer(i, responder_.refuse(*ex, batch_.next_answer()));
+            continue;
+          }
+          // The wait (up to lookup_timeout) must not hold up every other query: it runs on its own.
+          ++pending_;
+          std::vector<uint8_t> copy(batch_.query(i), batch_.query(i) + batch_.query_size(i));
+          scope_.spawn("dns lookup", udp_after_sync(std::move(copy), batch_.sender(i)));
           continue;
         }
-        // The wait (up to lookup_timeout) must not hold up every other query: it runs on its own.
-        ++pending_;
-        std::vector<uint8_t> copy(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
-        scope_.spawn("dns lookup", udp_after_sync(std::move(copy), from));
-        continue;
+        // Synced: the lookup that keeps the watch from expiring completes without waiting.
+        if (responder_.refresh_due(*ex)) co_await responder_.lookup(*ex);
+        batch_.queue_answer(i, responder_.finish(*ex, batch_.next_answer()));
       }
-      // Synced: the lookup that keeps the watch from expiring completes without waiting.
-      if (responder_.refresh_due(*ex)) co_await responder_.lookup(*ex);
-      send_udp(out_.data(), responder_.finish(*ex, out_.data()), from);
+      if (!stopping_) batch_.flush(fd);
+      if (got < UdpBatch::kSize) break;
     }
   }
 }

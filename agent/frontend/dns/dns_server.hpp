@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/frontend/dns/dns_responder.hpp"
+#include "agent/frontend/dns/udp_batch.hpp"
 #include "agent/runtime/task_scope.hpp"
 
 namespace sidecar::frontend::dns {
@@ -51,8 +52,7 @@ class DnsServer {
   asio::ip::udp::socket udp_;
   asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
-  std::vector<uint8_t> in_;   // the UDP receive buffer
-  std::vector<uint8_t> out_;  // the UDP answer buffer (kMaxTcpMessage: the encoder's contract)
+  UdpBatch batch_;            // the UDP loop's queries and answers (kMaxTcpMessage each: the encoder's contract)
   size_t pending_ = 0;        // UDP queries waiting for a first sync
   std::set<asio::ip::tcp::socket*> live_;
   bool stopping_ = false;
