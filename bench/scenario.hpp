@@ -133,5 +133,6 @@ void run_scale(BenchContext& ctx);
 void run_burst(BenchContext& ctx);
 void run_failover(BenchContext& ctx);
 void run_lookups(BenchContext& ctx);  // bench/lookups_bench.cpp
+void run_xds(BenchContext& ctx);      // bench/xds_bench.cpp
 
 }  // namespace sidecar::bench
