@@ -67,18 +67,6 @@ int64_t synced_index(std::uint16_t port, const std::string& service, int64_t at_
   return index;
 }
 
-// The p50 row (target: raw p50 + 1 ms, the issue's) and the p99 row (info) of one latency series.
-void report_against_raw(BenchContext& ctx, const std::string& measure, const std::vector<double>& agent_ms,
-                        const std::vector<double>& raw_ms) {
-  const Summary agent = summarize(agent_ms);
-  const Summary floor = summarize(raw_ms);
-  ctx.report.add_check("lookups", measure + " p50",
-                       "agent " + format_ms(agent.p50) + " vs raw " + format_ms(floor.p50) +
-                           " (n=" + std::to_string(agent_ms.size()) + ")",
-                       "<= raw p50 + 1 ms", agent.p50 <= floor.p50 + 1.0);
-  ctx.report.add_info("lookups", measure + " p99", "agent " + format_ms(agent.p99) + " vs raw " + format_ms(floor.p99));
-}
-
 void put_to_blocking_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
   const std::string service = "bench-lookup";
   const std::string prefix = "/services/" + service + "/";
@@ -90,8 +78,7 @@ void put_to_blocking_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
   if (index < first) throw SectionFailed("the catalog did not sync " + service + "; log:\n" + a.agent->log_tail());
 
   const int iterations = ctx.options.quick ? 30 : 200;
-  std::vector<double> raw_ms;
-  std::vector<double> agent_ms;
+  LatencyPlot samples{"put -> blocking query answered", {}, {}};
   for (int i = 0; i < iterations; ++i) {
     const std::string target =
         "/v1/catalog/service/" + service + "?index=" + std::to_string(index) + "&wait=30s";
@@ -106,19 +93,16 @@ void put_to_blocking_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
     const std::string key = prefix + numbered_id("h", i);
     const auto t0 = Clock::now();
     const int64_t revision = client.put(key, instance_value(service, numbered_id("h", i), i, 8080));
-    const auto seen = require_event(raw, raw_before, test::WatchEvent::Type::kPut, 5s, "raw watch of " + key,
-                                    &*a.agent, key);
     const auto [response, answered_at] = answer.get();
     if (header_index(response) != revision) {
       throw SectionFailed("blocking query answered with index " + response.header("x-sidecar-index") + ", not " +
                           std::to_string(revision));
     }
-    raw_ms.push_back(to_ms(seen.event.received_at - t0));
-    agent_ms.push_back(to_ms(answered_at - t0));
+    record_against_raw(raw, raw_before, key, t0, answered_at, *a.agent, samples);
     index = revision;
   }
-  report_against_raw(ctx, "put -> blocking query answered", agent_ms, raw_ms);
-  ctx.plots.push_back({"put -> blocking query answered", raw_ms, agent_ms});
+  report_against_raw(ctx, "lookups", "put -> blocking query answered", samples, 1);
+  ctx.plots.push_back(std::move(samples));
 }
 
 // The floor under "one change answers 10,000 waiters": a plain server holding the same 10,000 loopback
@@ -281,8 +265,7 @@ void put_to_dns_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
     throw SectionFailed("the DNS view never answered " + service + "; log:\n" + a.agent->log_tail());
   }
   const int iterations = ctx.options.quick ? 30 : 200;
-  std::vector<double> raw_ms;
-  std::vector<double> agent_ms;
+  LatencyPlot samples{"put -> DNS answer changed", {}, {}};
   for (int i = 2; i < iterations + 2; ++i) {
     const std::size_t raw_before = event_count(raw);
     const auto t0 = Clock::now();
@@ -295,13 +278,10 @@ void put_to_dns_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
       }
     }
     if (answered == Clock::time_point{}) throw SectionFailed("the DNS answer did not change within 5 s");
-    const auto seen = require_event(raw, raw_before, test::WatchEvent::Type::kPut, 5s, "raw watch of " + key,
-                                    &*a.agent, key);
-    raw_ms.push_back(to_ms(seen.event.received_at - t0));
-    agent_ms.push_back(to_ms(answered - t0));
+    record_against_raw(raw, raw_before, key, t0, answered, *a.agent, samples);
     std::this_thread::sleep_for(20ms);  // each put meets a quiet agent, as in the discovery section
   }
-  report_against_raw(ctx, "put -> DNS answer changed", agent_ms, raw_ms);
+  report_against_raw(ctx, "lookups", "put -> DNS answer changed", samples, 1);
 }
 
 struct IdleFigures {

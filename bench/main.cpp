@@ -29,7 +29,7 @@ const std::vector<Section>& sections() {
       {"revoke", run_revoke},       {"delete", run_delete},       {"sigterm", run_sigterm},
       {"startup", run_startup},     {"idle", run_idle},           {"discovery", run_discovery},
       {"discovery-disk", run_discovery_disk}, {"stream", run_stream}, {"scale", run_scale},
-      {"burst", run_burst}, {"failover", run_failover}, {"lookups", run_lookups},
+      {"burst", run_burst}, {"failover", run_failover}, {"lookups", run_lookups}, {"xds", run_xds},
   };
   return all;
 }

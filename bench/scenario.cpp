@@ -110,4 +110,23 @@ std::string describe_p50_p99(const Summary& s) {
   return "p50 " + format_ms(s.p50) + " / p99 " + format_ms(s.p99) + " (n=" + std::to_string(s.count) + ")";
 }
 
+void record_against_raw(test::WatchRecorder& raw, std::size_t raw_before, const std::string& key, Clock::time_point t0,
+                        Clock::time_point answered, const Agent& agent, LatencyPlot& samples) {
+  const auto seen =
+      require_event(raw, raw_before, test::WatchEvent::Type::kPut, 5s, "raw watch of " + key, &agent, key);
+  samples.raw_ms.push_back(to_ms(seen.event.received_at - t0));
+  samples.agent_ms.push_back(to_ms(answered - t0));
+}
+
+void report_against_raw(BenchContext& ctx, const std::string& section, const std::string& measure,
+                        const LatencyPlot& samples, int allowance_ms) {
+  const Summary agent = summarize(samples.agent_ms);
+  const Summary floor = summarize(samples.raw_ms);
+  ctx.report.add_check(section, measure + " p50",
+                       "agent " + format_ms(agent.p50) + " vs raw " + format_ms(floor.p50) +
+                           " (n=" + std::to_string(agent.count) + ")",
+                       "<= raw p50 + " + std::to_string(allowance_ms) + " ms", agent.p50 <= floor.p50 + allowance_ms);
+  ctx.report.add_info(section, measure + " p99", "agent " + format_ms(agent.p99) + " vs raw " + format_ms(floor.p99));
+}
+
 }  // namespace sidecar::bench

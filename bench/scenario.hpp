@@ -120,6 +120,15 @@ std::optional<std::size_t> instances_in_file(const std::filesystem::path& path);
 // "p50 3.21 ms / p99 7.80 ms (n=50)"
 std::string describe_p50_p99(const Summary& s);
 
+// One put's pair of samples, both from `t0` (just before the put): the raw watcher's receive time of the
+// PUT of `key` (at or after event `raw_before`; a timeout throws SectionFailed with the agent's log) into
+// samples.raw_ms, and `answered` (when the agent's view showed the change) into samples.agent_ms.
+void record_against_raw(test::WatchRecorder& raw, std::size_t raw_before, const std::string& key, Clock::time_point t0,
+                        Clock::time_point answered, const Agent& agent, LatencyPlot& samples);
+// Two rows: "<measure> p50" checked against "<= raw p50 + allowance_ms", and "<measure> p99" as info.
+void report_against_raw(BenchContext& ctx, const std::string& section, const std::string& measure,
+                        const LatencyPlot& samples, int allowance_ms);
+
 // Sections. Each appends its rows to ctx.report; a SectionFailed ends only that section.
 void run_revoke(BenchContext& ctx);
 void run_delete(BenchContext& ctx);
@@ -133,5 +142,6 @@ void run_scale(BenchContext& ctx);
 void run_burst(BenchContext& ctx);
 void run_failover(BenchContext& ctx);
 void run_lookups(BenchContext& ctx);  // bench/lookups_bench.cpp
+void run_xds(BenchContext& ctx);      // bench/xds_bench.cpp
 
 }  // namespace sidecar::bench
