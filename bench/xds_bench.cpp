@@ -1,17 +1,24 @@
 // Section for the xDS server's targets (issue 14): put of a new instance -> the ADS client holds the
-// ClusterLoadAssignment with it, against a raw etcd watcher on the same prefix; 1,000 ADS streams on 10
+// ClusterLoadAssignment with it, against a raw etcd watcher on the same prefix; put of a new instance ->
+// gRPC's own xDS client (an `xds:///` channel) sends its first request to that backend, the issue's target
+// proper; 1,000 ADS streams on 10
 // services: the agent's extra RSS, and put -> every watching stream updated (one service, then all ten).
 // The idle agent with xds on is measured by the `lookups` section.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <thread>
 
 #include "bench/proc_info.hpp"
 #include "bench/scenario.hpp"
+#include "grpc/health.grpc.pb.h"
 #include "tests/support/ads_client.hpp"
 #include "tests/support/bulk_writer.hpp"
+#include "tests/support/health_servers.hpp"
 #include "tests/support/wait.hpp"
 
 namespace sidecar::bench {
@@ -98,6 +105,186 @@ void put_to_eds_update(BenchContext& ctx, test::EtcdSyncClient& client) {
   }
   report_against_raw(ctx, "xds", "put -> EDS update received", samples, 5);
   ctx.plots.push_back(std::move(samples));
+  a.agent->stop();
+}
+
+// What gRPC's xDS client reads its bootstrap from (the JSON itself, not a file path).
+constexpr const char* kBootstrapEnv = "GRPC_XDS_BOOTSTRAP_CONFIG";
+
+// A real backend's instance value, as tests/integration/xds_test.cpp writes them.
+std::string backend_instance(std::uint16_t port) {
+  return R"({"address":"127.0.0.1","port":)" + std::to_string(port) + R"(,"state":"passing"})";
+}
+
+// grpc.health.v1 Check calls back to back through one channel, on its own thread. With round robin over
+// the backends, a backend the client adds gets a call within about one RPC (a few hundred µs on loopback)
+// of the client applying the update, so the loop's RPC rate is the measurement's resolution.
+class CheckLoop {
+ public:
+  explicit CheckLoop(const std::shared_ptr<grpc::Channel>& channel)
+      : stub_(grpc::health::v1::Health::NewStub(channel)), thread_([this] { run(); }) {}
+  ~CheckLoop() {
+    stopping_ = true;
+    thread_.join();
+  }
+  CheckLoop(const CheckLoop&) = delete;
+  CheckLoop& operator=(const CheckLoop&) = delete;
+
+  std::size_t ok_calls() const { return ok_.load(); }
+  std::size_t failed_calls() const { return failed_.load(); }
+
+ private:
+  void run() {
+    while (!stopping_) {
+      grpc::ClientContext call;
+      // Short: a call stuck on a backend being shut down must not stall the loop (and the resolution).
+      call.set_deadline(std::chrono::system_clock::now() + 200ms);
+      grpc::health::v1::HealthCheckRequest request;
+      grpc::health::v1::HealthCheckResponse response;
+      if (stub_->Check(&call, request, &response).ok()) {
+        ++ok_;
+      } else {
+        ++failed_;
+      }
+    }
+  }
+
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> ok_{0};
+  std::atomic<std::size_t> failed_{0};
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+// Sets GRPC_XDS_BOOTSTRAP_CONFIG for the scope and puts back what was there (nothing, in sidecar_bench).
+class ScopedBootstrap {
+ public:
+  explicit ScopedBootstrap(const std::string& json) {
+    if (const char* previous = std::getenv(kBootstrapEnv)) previous_ = previous;
+    ::setenv(kBootstrapEnv, json.c_str(), 1);
+  }
+  ~ScopedBootstrap() {
+    if (previous_) {
+      ::setenv(kBootstrapEnv, previous_->c_str(), 1);
+    } else {
+      ::unsetenv(kBootstrapEnv);
+    }
+  }
+  ScopedBootstrap(const ScopedBootstrap&) = delete;
+  ScopedBootstrap& operator=(const ScopedBootstrap&) = delete;
+  bool replaced() const { return previous_.has_value(); }
+
+ private:
+  std::optional<std::string> previous_;
+};
+
+// put of a new instance -> gRPC's xDS client sends its first request to that backend. Backend A is always
+// registered, so the channel stays READY and the loop's calls go somewhere; each iteration starts a new
+// backend B (a new port: a real new instance, so the client's connect to it is part of the time), puts its
+// instance under a new id, and takes B's first Check as the agent's time. Then B's key is deleted and the
+// bench waits until the client's calls all go to A again, so every iteration starts from the same state.
+void put_to_grpc_first_request(BenchContext& ctx, test::EtcdSyncClient& client) {
+  const std::string service = "bench-xds-grpc";
+  const std::string prefix = "/services/" + service + "/";
+  test::WatchRecorder raw(ctx.etcd.endpoint(), prefix, test::WatchRecorder::Scope::kPrefix);
+  if (!raw.created()) throw SectionFailed("etcd did not confirm a watch on " + prefix);
+  test::GrpcHealthServer backend_a;
+  if (!backend_a.ok()) throw SectionFailed("backend A (gRPC health server) did not start");
+  backend_a.set_status("", test::GrpcHealthServer::Status::kServing);
+  if (client.put(prefix + "a", backend_instance(backend_a.port())) <= 0) {
+    throw SectionFailed("etcd refused backend A's put: " + client.last_error());
+  }
+  XdsAgent a = start_xds_agent(ctx, service, service);  // its port comes from test::free_port()
+
+  // gRPC reads the bootstrap when it creates its process-wide XdsClient: with the first xds channel, and
+  // again only once every xds channel (and so that client) is gone. In sidecar_bench this is the only code
+  // that makes xds channels (no other section or support helper names an xds:/// target), and the channel
+  // below is destroyed before the function returns, so the bootstrap set here is the one read. Should
+  // another xds channel ever outlive its section, ours would reuse its stale server: the wait for backend
+  // A's first call below then fails with this message rather than measuring something else, since only
+  // this agent can hand the client A's address.
+  const std::string bootstrap = R"({"xds_servers":[{"server_uri":")" + a.target +
+                                R"(","channel_creds":[{"type":"insecure"}],"server_features":["xds_v3"]}],)"
+                                R"("node":{"id":"sidecar-bench-xds","locality":{"zone":"z1"}}})";
+  ScopedBootstrap scoped_bootstrap(bootstrap);
+  const std::string stale_hint =
+      scoped_bootstrap.replaced()
+          ? " (GRPC_XDS_BOOTSTRAP_CONFIG was already set in this process: an earlier xds channel may have made "
+            "gRPC read another bootstrap, which it reads once per XdsClient)"
+          : "";
+  {
+    const auto channel = grpc::CreateChannel("xds:///" + service, grpc::InsecureChannelCredentials());
+    if (!test::wait_until(
+            [&] {
+              grpc::ClientContext call;
+              call.set_deadline(std::chrono::system_clock::now() + 1s);
+              grpc::health::v1::HealthCheckRequest request;
+              grpc::health::v1::HealthCheckResponse response;
+              return grpc::health::v1::Health::NewStub(channel)->Check(&call, request, &response).ok();
+            },
+            15s)) {
+      throw SectionFailed("no call through xds:///" + service + " reached backend A within 15 s" + stale_hint +
+                          "; log:\n" + a.agent->log_tail());
+    }
+    CheckLoop loop(channel);
+    const auto loop_started = Clock::now();
+
+    // Back to the start state: `backend` gets no call in 50 calls in a row (with it in round robin, every
+    // other call would be its).
+    const auto drained = [&](const test::GrpcHealthServer& backend) {
+      const auto deadline = Clock::now() + 5s;
+      std::size_t backend_calls = backend.checks();
+      std::size_t loop_calls = loop.ok_calls();
+      while (Clock::now() < deadline) {
+        std::this_thread::sleep_for(2ms);
+        if (backend.checks() != backend_calls) {
+          backend_calls = backend.checks();
+          loop_calls = loop.ok_calls();
+        } else if (loop.ok_calls() - loop_calls >= 50) {
+          return true;
+        }
+      }
+      return false;
+    };
+
+    const int iterations = ctx.options.quick ? 20 : 50;
+    LatencyPlot samples{"put -> gRPC xDS client's first request to the new backend", {}, {}};
+    for (int i = 1; i <= iterations; ++i) {
+      auto backend_b = std::make_unique<test::GrpcHealthServer>();
+      if (!backend_b->ok()) throw SectionFailed("backend B (gRPC health server) did not start");
+      backend_b->set_status("", test::GrpcHealthServer::Status::kServing);
+      const std::string id = numbered_id("g", i);
+      const std::string key = prefix + id;
+      const std::size_t raw_before = event_count(raw);
+      const auto t0 = Clock::now();
+      if (client.put(key, backend_instance(backend_b->port())) <= 0) {
+        throw SectionFailed("etcd refused the put of " + key + ": " + client.last_error());
+      }
+      if (!test::wait_until([&] { return backend_b->first_check_at().has_value(); }, 5s, 1ms)) {
+        throw SectionFailed("no call reached the new backend of " + key + " within 5 s (loop: " +
+                            std::to_string(loop.ok_calls()) + " ok, " + std::to_string(loop.failed_calls()) +
+                            " failed); log:\n" + a.agent->log_tail());
+      }
+      record_against_raw(raw, raw_before, key, t0, *backend_b->first_check_at(), *a.agent, samples);
+      if (client.del(key) <= 0) throw SectionFailed("etcd refused the delete of " + key + ": " + client.last_error());
+      if (!drained(*backend_b)) {
+        throw SectionFailed("the client still called the removed backend of " + key + " 5 s after its delete; log:\n" +
+                            a.agent->log_tail());
+      }
+      backend_b.reset();  // no call of the loop is on it any more: shuts down at once
+      std::this_thread::sleep_for(20ms);  // each put meets a quiet agent, as in put_to_eds_update
+    }
+    report_against_raw(ctx, "xds", "put -> gRPC xDS client's first request to the new backend", samples, 5);
+    // The loop's time per call bounds the resolution of the agent's figure (see CheckLoop).
+    const double loop_s = to_ms(Clock::now() - loop_started) / 1000.0;
+    const std::size_t loop_ok = loop.ok_calls();
+    ctx.report.note("xds, gRPC client's Check loop during the first-request measurement: " + std::to_string(loop_ok) +
+                    " calls ok, " + std::to_string(loop.failed_calls()) + " failed in " + format_ms(loop_s * 1000.0) +
+                    " (" + format_ms(loop_ok == 0 ? 0.0 : loop_s * 1000.0 / static_cast<double>(loop_ok)) +
+                    " per call)");
+    ctx.plots.push_back(std::move(samples));
+    // The loop (declared after the channel) stops first, then the channel goes, taking gRPC's XdsClient.
+  }
   a.agent->stop();
 }
 
@@ -244,6 +431,7 @@ void thousand_streams(BenchContext& ctx) {
 void run_xds(BenchContext& ctx) {
   test::EtcdSyncClient client(ctx.etcd.endpoint());
   put_to_eds_update(ctx, client);
+  put_to_grpc_first_request(ctx, client);
   thousand_streams(ctx);
 }
 

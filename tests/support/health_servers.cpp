@@ -227,7 +227,9 @@ class GrpcHealthServer::Service final : public grpc::health::v1::Health::Service
  public:
   grpc::Status Check(grpc::ServerContext*, const grpc::health::v1::HealthCheckRequest* request,
                      grpc::health::v1::HealthCheckResponse* response) override {
+    const auto now = Clock::now();
     std::lock_guard lock(mu_);
+    if (checks_ == 0) first_at_ = now;
     ++checks_;
     const auto it = statuses_.find(request->service());
     if (it == statuses_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
@@ -244,11 +246,16 @@ class GrpcHealthServer::Service final : public grpc::health::v1::Health::Service
     std::lock_guard lock(mu_);
     return checks_;
   }
+  std::optional<Clock::time_point> first_at() const {
+    std::lock_guard lock(mu_);
+    return first_at_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, Status> statuses_;
   size_t checks_ = 0;
+  std::optional<Clock::time_point> first_at_;
 };
 
 GrpcHealthServer::GrpcHealthServer(const std::string& listen) : service_(std::make_unique<Service>()) {
@@ -266,5 +273,7 @@ GrpcHealthServer::~GrpcHealthServer() {
 void GrpcHealthServer::set_status(const std::string& service, Status status) { service_->set(service, status); }
 
 size_t GrpcHealthServer::checks() const { return service_->checks(); }
+
+std::optional<Clock::time_point> GrpcHealthServer::first_check_at() const { return service_->first_at(); }
 
 }  // namespace sidecar::test

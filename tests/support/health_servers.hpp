@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,6 +111,9 @@ class GrpcHealthServer {
   // "" is the server as a whole. A service never set answers NOT_FOUND, as the standard says.
   void set_status(const std::string& service, Status status);
   size_t checks() const;
+  // When the first Check reached this server (taken in the handler, before it answers); nullopt until then.
+  // A latency bench's "the client's first request to a new backend".
+  std::optional<Clock::time_point> first_check_at() const;
 
  private:
   class Service;
