@@ -1,16 +1,20 @@
 // The xDS server against gRPC's own xDS client (grpc++ 1.51's xds resolver, `xds:///order-service`), with
-// three real gRPC backends (grpc.health.v1 servers counting their calls) whose instances are in etcd.
+// real gRPC backends (grpc.health.v1 servers counting their calls) whose instances are in etcd, put there
+// by the test or registered by their own agents.
 // One test per process: the bootstrap is read once, when the first xds channel is made.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "grpc/health.grpc.pb.h"
 #include "tests/support/agent_fixture.hpp"
+#include "tests/support/agent_process.hpp"
 #include "tests/support/health_servers.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/wait.hpp"
@@ -96,6 +100,66 @@ TEST_F(Xds, GrpcClientSpreadsFollowsRemovalDrainAdditionAndSurvivesEtcdLoss) {
 
   // etcd gone (kill -9): the client keeps its last update and keeps working.
   etcd_->kill9();
+  const size_t b3_before = calls(backends, 3);
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(call(*stub));
+  EXPECT_GT(calls(backends, 3), b3_before);
+}
+
+// As in production: each backend registered by its own agent. SIGTERM of one agent deregisters its backend,
+// SIGUSR1 drains another (its key goes, its lease stays), and a backend whose agent starts later gets calls.
+TEST_F(Xds, BackendsRegisteredByTheirOwnAgentsFollowSigtermDrainAndANewAgent) {
+  std::vector<std::unique_ptr<GrpcHealthServer>> backends;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  std::vector<ServiceDef> defs;
+  for (int i = 0; i < 4; ++i) {
+    backends.push_back(std::make_unique<GrpcHealthServer>());
+    ASSERT_TRUE(backends.back()->ok());
+    backends.back()->set_status("", GrpcHealthServer::Status::kServing);
+    defs.push_back(ServiceDef{.name = "order-service", .id = "b" + std::to_string(i), .address = "127.0.0.1",
+                              .port = backends.back()->port(), .metadata = {}});
+  }
+  const auto start_agent_for = [&](size_t i) {
+    agents.push_back(AgentProcess::start(registration_manifest(etcd_->client_url(), {defs[i]}, "2s")));
+    return agents.back() != nullptr &&
+           wait_until([&] { return client_->get(service_key(defs[i])).has_value(); }, 10s);
+  };
+  const auto key_gone = [&](size_t i) {
+    return wait_until([&] { return !client_->get(service_key(defs[i])).has_value(); }, 5s);
+  };
+  for (size_t i = 0; i < 3; ++i) ASSERT_TRUE(start_agent_for(i)) << "backend " << i;
+
+  auto channel = grpc::CreateChannel("xds:///order-service", grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  ASSERT_TRUE(wait_until([&] { return call(*stub); }, 10s)) << agent_->output();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (int i = 0; i < 10; ++i) call(*stub);
+        return calls(backends, 0) > 0 && calls(backends, 1) > 0 && calls(backends, 2) > 0;
+      },
+      10s));
+
+  // SIGTERM: the agent deletes its key on the way out; within 1 s of that no new call reaches its backend.
+  ASSERT_TRUE(agents[0]->signal(SIGTERM));
+  ASSERT_TRUE(key_gone(0));
+  std::this_thread::sleep_for(1s);  // the bound under test
+  size_t before = calls(backends, 0);
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(call(*stub));
+  EXPECT_EQ(calls(backends, 0), before);
+  EXPECT_EQ(agents[0]->wait_exit(5s), 0);
+
+  // SIGUSR1: drained (key deleted, lease kept); no new call.
+  ASSERT_TRUE(agents[1]->signal(SIGUSR1));
+  ASSERT_TRUE(key_gone(1));
+  std::this_thread::sleep_for(1s);
+  before = calls(backends, 1);
+  const size_t b2_before = calls(backends, 2);
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(call(*stub));
+  EXPECT_EQ(calls(backends, 1), before);
+  EXPECT_EQ(calls(backends, 2), b2_before + 30);  // the positive marker: every call went to the one left
+
+  // A new agent: its backend gets calls within 1 s of its registration.
+  ASSERT_TRUE(start_agent_for(3));
+  std::this_thread::sleep_for(1s);
   const size_t b3_before = calls(backends, 3);
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(call(*stub));
   EXPECT_GT(calls(backends, 3), b3_before);
