@@ -32,6 +32,9 @@ struct AgentOptions {
   // in-memory etcd to run the whole agent (reload, drain, shutdown) without sockets. Called once, on the
   // thread that calls run_agent, with the agent's io_context.
   std::function<std::unique_ptr<runtime::EtcdPort>(boost::asio::io_context&)> etcd;
+  // Runs just before a second SIGTERM/SIGINT ends the process at once (std::_Exit skips every destructor):
+  // what must not outlive the agent even then, such as --dev's throwaway etcd.
+  std::function<void()> before_hard_exit;
 };
 
 // SIGHUP reloads the manifest and applies the difference (see README "Live reload").

@@ -53,6 +53,7 @@ void Agent::on_signal(const boost::system::error_code& ec, int signo) {
   }
   if (shutting_down_) {
     spdlog::warn("second signal ({}): exiting at once", strsignal(signo));
+    if (options_.before_hard_exit) options_.before_hard_exit();
     std::_Exit(kExitFailure);
   }
   again();  // listen for the second one

@@ -156,4 +156,18 @@ DevEtcd::~DevEtcd() {
   }
 }
 
+void DevEtcd::kill_now() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  if (!data_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(data_dir_, ec);
+    data_dir_.clear();
+  }
+}
+
 }  // namespace sidecar::daemon

@@ -22,6 +22,8 @@ class DevEtcd {
   // command matches the manifest; any free port otherwise. nullptr and `error` when etcd cannot start.
   static std::unique_ptr<DevEtcd> start(int preferred_port, std::string* error);
   ~DevEtcd();  // SIGTERM, wait, then remove the data directory
+  // SIGKILL, reap and remove the data directory now: for an agent that exits at once (a second Ctrl-C).
+  void kill_now();
 
   const std::string& client_url() const { return client_url_; }
   const std::string& data_dir() const { return data_dir_; }

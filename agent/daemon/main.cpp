@@ -163,9 +163,15 @@ int main(int argc, char** argv) {
 
   raise_open_file_limit(manifest);
   if (state_dir.empty() && !dev_etcd) state_dir = daemon::default_state_dir();
-  daemon::AgentOptions options{.manifest = std::move(manifest), .dev = dev, .state_dir = state_dir,
-                               .manifest_path = manifest_path, .adjust = adjust, .watch_manifest = watch_manifest};
+  daemon::AgentOptions options;
+  options.manifest = std::move(manifest);
+  options.dev = dev;
+  options.state_dir = state_dir;
+  options.manifest_path = manifest_path;
+  options.adjust = adjust;
+  options.watch_manifest = watch_manifest;
   if (maintenance) options.maintenance = maintenance_reason;
+  if (dev_etcd) options.before_hard_exit = [&dev_etcd] { dev_etcd->kill_now(); };
   const int rc = daemon::run_agent(std::move(options));
   dev_etcd.reset();
   return rc;
