@@ -112,9 +112,18 @@ t_gone=$(now_ms)
 wait "$remover" || { cat "$tmp/rm.out" >&2; fail "podman pod rm"; }
 wait "$follower" || true
 ((gone)) || fail "$key still registered 5 s after podman pod rm"
-t_term=$(term_ms "$tmp/agent.log") || { tail -5 "$tmp/agent.log" >&2; fail "the sidecar did not log the SIGTERM"; }
-agent=$((t_gone - t_term)) total=$((t_gone - t0))
-note "pod rm: SIGTERM reached the sidecar after $((t_term - t0)) ms; key gone $agent ms after that ($total ms in all)"
+total=$((t_gone - t0))
+if t_term=$(term_ms "$tmp/agent.log"); then
+  agent=$((t_gone - t_term))
+  note "pod rm: SIGTERM reached the sidecar after $((t_term - t0)) ms; key gone $agent ms after that ($total ms in all)"
+else
+  # `podman logs -f` sometimes loses a container's last lines when `pod rm` removes it (seen in CI, with the
+  # key gone in time). The SIGTERM cannot have come before the removal was issued, so the time since then
+  # bounds the time since the SIGTERM from above: the 1 s check below holds on that stricter figure.
+  tail -3 "$tmp/agent.log" >&2
+  agent=$total
+  note "pod rm: the log follower lost the sidecar's last lines; key gone $total ms after podman pod rm was issued"
+fi
 ((agent <= 1000)) || fail "$key deregistered $agent ms after SIGTERM reached the sidecar (limit 1000 ms)"
 ((total <= 5000)) || fail "$key deregistered $total ms after podman pod rm was issued (limit 5000 ms)"
 ! "${PODMAN[@]}" pod exists "$pod" || fail "pod $pod still exists after podman pod rm"
