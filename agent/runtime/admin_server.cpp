@@ -25,6 +25,15 @@ using asio::use_awaitable;
 
 namespace {
 
+// Bytes already serialized, whole, under one deadline; whether they all went out.
+asio::awaitable<bool> write_bytes_within(beast::tcp_stream& stream, std::string_view bytes,
+                                         std::chrono::milliseconds timeout) {
+  boost::system::error_code ec;
+  stream.expires_after(timeout);
+  co_await asio::async_write(stream, asio::buffer(bytes.data(), bytes.size()), asio::redirect_error(use_awaitable, ec));
+  co_return !ec;
+}
+
 std::string describe(const tcp::endpoint& ep) {
   const auto addr = ep.address();
   return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
@@ -125,11 +134,8 @@ asio::awaitable<bool> AdminConnection::write(http::response<http::string_body>& 
 }
 
 asio::awaitable<bool> AdminConnection::write_bytes(std::string_view bytes) {
-  boost::system::error_code ec;
-  stream_.expires_after(server_.options_.io_timeout);
-  co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), asio::redirect_error(use_awaitable, ec));
-  const bool ok = !ec && !server_.stopping_;
-  co_return ok;
+  const bool written = co_await write_bytes_within(stream_, bytes, server_.options_.io_timeout);
+  co_return written && !server_.stopping_;
 }
 
 AdminServer::AdminServer(asio::io_context& io, AdminServerOptions options, core::AdminHandlers handlers)
@@ -280,12 +286,8 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket, std::shared_ptr<con
   live_.insert(registered);
   bool open = true;
   if (first) {
-    boost::system::error_code ec;
-    stream.expires_after(options_.io_timeout);
-    co_await asio::async_write(stream, asio::buffer(first->data(), first->size()),
-                               asio::redirect_error(use_awaitable, ec));
+    open = co_await write_bytes_within(stream, *first, options_.io_timeout) && keep_alive;
     first.reset();
-    open = !ec && keep_alive;
   }
   // The buffer's cap bounds what one connection can make us hold, whatever the parser limits say.
   beast::flat_buffer buffer(options_.header_limit + options_.body_limit);

@@ -55,8 +55,9 @@ class CatalogService final : public PrefixSink {
   const core::EndpointSet& set() const { return set_; }
   // The etcd revision of the last change to the set; 0 before the first sync. A first sync sets it to the
   // newest mod_revision it read (the read's revision when the prefix is empty); a resync that changed the
-  // set, to the read's revision (a delete it missed left no key to date it, so the read is the bound). It grows with every change, except after
-  // etcd came back wiped with lower revisions: then it follows them down.
+  // set, to the read's revision (a delete it missed left no key to date it, so the read is the bound). It
+  // grows with every change, except after etcd came back wiped with lower revisions: then it follows them
+  // down.
   int64_t index() const { return index_; }
   bool synced() const { return watcher_.stats().synced; }
   const PrefixWatcherStats& watch_stats() const { return watcher_.stats(); }

@@ -20,6 +20,13 @@ constexpr std::string_view kEventStreamType = "text/event-stream";
 
 bool wants_event_stream(std::string_view accept) { return accept.find(kEventStreamType) != std::string_view::npos; }
 
+// A response as the bytes on the wire, for answers written to many connections or from outside a coroutine.
+std::shared_ptr<const std::string> serialized(const boost::beast::http::response<boost::beast::http::string_body>& res) {
+  std::ostringstream wire;
+  wire << res;
+  return std::make_shared<const std::string>(std::move(wire).str());
+}
+
 }  // namespace
 
 CatalogHttp::CatalogHttp(asio::io_context& io, runtime::Catalog& catalog, CatalogHttpOptions options)
@@ -84,23 +91,16 @@ std::shared_ptr<const std::string> CatalogHttp::service_answer(unsigned version,
                                                               const core::CatalogQuery& query) {
   const Freshness f = freshness(service);
   if (f.stale) ++stats_.stale_answers_total;
-  std::string key = service.name();
-  for (const int64_t part : {service.index(), static_cast<int64_t>(f.stale), f.seconds_since_contact,
-                             static_cast<int64_t>(version), static_cast<int64_t>(keep_alive)}) {
-    key += '\n';
-    key += std::to_string(part);
-  }
-  key += '\n';
-  key += query.selector_text;
+  // Compared field by field: this runs once per woken waiter, 10,000 times for one change.
+  AnswerKey key{service.name(), service.index(), f.stale, f.seconds_since_contact, version, keep_alive,
+                query.selector_text};
   if (answer_ && key == answer_key_) return answer_;
   Response res = runtime::make_admin_response(200, version, kJsonType, render(service, query));
   res.set("X-Sidecar-Index", std::to_string(service.index()));
   res.set("X-Sidecar-Stale", f.stale ? "true" : "false");
   res.set("X-Sidecar-Last-Contact", std::to_string(f.seconds_since_contact));
   res.keep_alive(keep_alive);
-  std::ostringstream wire;
-  wire << res;
-  answer_ = std::make_shared<const std::string>(std::move(wire).str());
+  answer_ = serialized(res);
   answer_key_ = std::move(key);
   return answer_;
 }
@@ -136,11 +136,13 @@ asio::awaitable<bool> CatalogHttp::respond(runtime::AdminConnection& connection,
 }
 
 asio::awaitable<bool> CatalogHttp::respond_error(runtime::AdminConnection& connection,
-                                                 const runtime::AdminHttpRequest& request, Unanswerable why) {
-  Response res = error_response(request, why.status, why.error);
-  res.keep_alive(request.keep_alive);
-  const bool written = co_await connection.write(res);
-  co_return written && request.keep_alive;
+                                                 const runtime::AdminHttpRequest& request, const Unanswerable& why) {
+  return respond(connection, error_response(request, why.status, why.error), request.keep_alive);
+}
+
+void CatalogHttp::count_woken(ServiceWaiters::Woken woken) {
+  if (woken == ServiceWaiters::Woken::kChanged) ++stats_.blocking_changed_total;
+  if (woken == ServiceWaiters::Woken::kTimedOut) ++stats_.blocking_timeouts_total;
 }
 
 // Not a coroutine: it picks the coroutine that answers, so no frame of its own stays suspended with them.
@@ -160,28 +162,25 @@ asio::awaitable<bool> CatalogHttp::answer_service(runtime::AdminConnection& conn
   Unanswerable why = co_await look_up(query.service);
   if (why.status == 200 && query.index && !core::blocking_ready(catalog_.find(query.service)->index(), *query.index)) {
     // A blocking query: park the connection (out of the short-request bound) and wait for a change.
-    std::uniform_real_distribution<double> uniform(0.0, 1.0);
     if (!connection.park()) {
       why.status = 429;
       why.error = "http.max_waiters requests are waiting already; retry later";
-    } else if (connection.can_detach()) {
-      // The usual case: the query waits as a record and this coroutine (and the connection's) ends.
-      ++stats_.blocking_total;
-      const auto deadline =
-          std::chrono::steady_clock::now() + core::blocking_wait_with_jitter(query.wait, uniform(rng_));
-      const int64_t asked = *query.index;
-      waiters_.park(ServiceWaiters::Parked{connection.detach(), asked, request.version, request.keep_alive,
-                                           intern(std::move(query))},
-                    deadline);
-      co_return false;
     } else {
-      // A request pipelined behind this one is in the connection's buffer: wait here, in the coroutine.
       ++stats_.blocking_total;
-      const ServiceWaiters::Woken woken = co_await waiters_.wait(
-          query.service, *query.index, core::blocking_wait_with_jitter(query.wait, uniform(rng_)));
+      std::uniform_real_distribution<double> uniform(0.0, 1.0);
+      const auto wait = core::blocking_wait_with_jitter(query.wait, uniform(rng_));
+      if (connection.can_detach()) {
+        // The usual case: the query waits as a record and this coroutine (and the connection's) ends.
+        const int64_t asked = *query.index;
+        waiters_.park(ServiceWaiters::Parked{connection.detach(), asked, request.version, request.keep_alive,
+                                             intern(std::move(query))},
+                      std::chrono::steady_clock::now() + wait);
+        co_return false;
+      }
+      // A request pipelined behind this one is in the connection's buffer: wait here, in the coroutine.
+      const ServiceWaiters::Woken woken = co_await waiters_.wait(query.service, *query.index, wait);
       connection.unpark();
-      if (woken == ServiceWaiters::Woken::kChanged) ++stats_.blocking_changed_total;
-      if (woken == ServiceWaiters::Woken::kTimedOut) ++stats_.blocking_timeouts_total;
+      count_woken(woken);
       const runtime::CatalogService* service = catalog_.find(query.service);
       if (woken == ServiceWaiters::Woken::kStopping || connection.stopping()) {
         why.status = 503;
@@ -194,7 +193,7 @@ asio::awaitable<bool> CatalogHttp::answer_service(runtime::AdminConnection& conn
     }
   }
   if (why.status != 200) {
-    const bool again = co_await respond_error(connection, request, std::move(why));
+    const bool again = co_await respond_error(connection, request, why);
     co_return again;
   }
   const std::shared_ptr<const std::string> answer =
@@ -211,8 +210,7 @@ std::shared_ptr<const core::CatalogQuery> CatalogHttp::intern(core::CatalogQuery
 }
 
 void CatalogHttp::answer_parked(ServiceWaiters::Parked parked, ServiceWaiters::Woken woken) {
-  if (woken == ServiceWaiters::Woken::kChanged) ++stats_.blocking_changed_total;
-  if (woken == ServiceWaiters::Woken::kTimedOut) ++stats_.blocking_timeouts_total;
+  count_woken(woken);
   const runtime::CatalogService* service = catalog_.find(parked.query->service);
   if (woken != ServiceWaiters::Woken::kStopping && !stopping_ && service != nullptr && service->synced()) {
     auto answer = service_answer(parked.version, parked.keep_alive, *service, *parked.query);
@@ -224,9 +222,7 @@ void CatalogHttp::answer_parked(ServiceWaiters::Parked parked, ServiceWaiters::W
   Response res = error_response(parked.version, 503,
                                 stopping ? "the agent is stopping" : "the service is being read again from etcd");
   res.keep_alive(false);
-  std::ostringstream wire;
-  wire << res;
-  std::move(parked.socket).resume(std::make_shared<const std::string>(std::move(wire).str()), false);
+  std::move(parked.socket).resume(serialized(res), false);
 }
 
 }  // namespace sidecar::frontend

@@ -71,7 +71,9 @@ class CatalogHttp final : public runtime::AdminAsyncRoutes {
   // Writes `res` whole; whether the connection may serve another request.
   asio::awaitable<bool> respond(runtime::AdminConnection& connection, Response res, bool keep_alive);
   asio::awaitable<bool> respond_error(runtime::AdminConnection& connection, const runtime::AdminHttpRequest& request,
-                                      Unanswerable why);
+                                      const Unanswerable& why);
+  // The blocking-query counters for how a wait ended.
+  void count_woken(ServiceWaiters::Woken woken);
   Response services_response(const runtime::AdminHttpRequest& request) const;
   Response error_response(const runtime::AdminHttpRequest& request, int status, const std::string& error) {
     return error_response(request.version, status, error);
@@ -103,7 +105,18 @@ class CatalogHttp final : public runtime::AdminAsyncRoutes {
     std::string body;
   };
   Rendered rendered_;
-  std::string answer_key_;
+  // What the cached answer was made for.
+  struct AnswerKey {
+    std::string service;
+    int64_t index = 0;
+    bool stale = false;
+    int64_t seconds_since_contact = 0;
+    unsigned version = 11;
+    bool keep_alive = true;
+    std::string selector_text;
+    bool operator==(const AnswerKey&) const = default;
+  };
+  AnswerKey answer_key_;
   std::shared_ptr<const std::string> answer_;
   std::shared_ptr<const core::CatalogQuery> interned_;
 };

@@ -58,7 +58,7 @@ asio::awaitable<bool> CatalogHttp::stream_service(runtime::AdminConnection& conn
   }
   if (why.status != 200) {
     request.keep_alive = false;
-    co_await respond_error(connection, request, std::move(why));
+    co_await respond_error(connection, request, why);
     co_return false;
   }
   Holder holder;

@@ -40,7 +40,6 @@ void ServiceWaiters::Group::on_catalog_change(const runtime::CatalogService& ser
   parked.resize(kept);
   for (auto& r : ready) {
     owner->deadlines_.erase(r->deadline);
-    --owner->parked_;
     ++owner->woken_total_;
     owner->on_ready_(std::move(r->parked), Woken::kChanged);
   }
@@ -65,7 +64,6 @@ ServiceWaiters::Group& ServiceWaiters::group_of(const std::string& service) {
   if (it == groups_.end()) {
     auto group = std::make_unique<Group>();
     group->owner = this;
-    group->name = service;
     group->subscription = catalog_.subscribe(service, *group);
     it = groups_.emplace(service, std::move(group)).first;
   }
@@ -82,7 +80,6 @@ void ServiceWaiters::park(Parked parked, Clock::time_point deadline) {
   const bool earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
   record->deadline = deadlines_.emplace(deadline, record.get());
   group.parked.push_back(std::move(record));
-  ++parked_;
   if (earliest) deadline_timer_.cancel();  // the loop re-arms for the new first deadline
 }
 
@@ -94,7 +91,6 @@ ServiceWaiters::Parked ServiceWaiters::take(Record* record) {
   group.parked[slot] = std::move(group.parked.back());
   group.parked[slot]->slot = slot;
   group.parked.pop_back();  // destroys the record
-  --parked_;
   return out;
 }
 

@@ -58,7 +58,7 @@ class ServiceWaiters {
   // Answers every parked query and wakes every waiter (kStopping); refuses new ones.
   void stop();
 
-  size_t waiting() const { return waiting_ + parked_; }
+  size_t waiting() const { return waiting_ + deadlines_.size(); }  // every parked query has one deadline
   size_t services() const { return groups_.size(); }
   uint64_t woken_total() const { return woken_total_; }
 
@@ -82,7 +82,6 @@ class ServiceWaiters {
    public:
     void on_catalog_change(const runtime::CatalogService& service, const runtime::CatalogChange& change) override;
     void remove(Waiter* waiter);
-    std::string name;
     runtime::Catalog::Subscription subscription;
     std::vector<Waiter*> waiters;  // not yet woken; unordered: one leaving swaps the last into its place
     size_t members = 0;            // coroutine waits in progress, woken or not
@@ -104,7 +103,6 @@ class ServiceWaiters {
   Deadlines deadlines_;
   asio::steady_timer deadline_timer_;
   size_t waiting_ = 0;
-  size_t parked_ = 0;
   uint64_t woken_total_ = 0;
   bool stopping_ = false;
   bool sweep_pending_ = false;
