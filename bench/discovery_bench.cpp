@@ -94,8 +94,7 @@ DiscoveryRig start_rig(BenchContext& ctx, const std::string& service, const std:
   rig.prefix = "/services/" + service + "/";
   rig.out_dir = std::make_unique<ScratchDir>(out_base, "sidecar-bench-out");
   rig.output = rig.out_dir->path() / (service + ".json");
-  rig.raw = std::make_unique<WatchRecorder>(ctx.etcd.endpoint(), rig.prefix, WatchRecorder::Scope::kPrefix);
-  if (!rig.raw->created()) throw SectionFailed("etcd did not confirm a watch on " + rig.prefix);
+  rig.raw = watch_prefix(ctx, rig.prefix);
   std::string error;
   rig.renames = RenameRecorder::start(rig.out_dir->path(), service + ".json", &error);
   if (!rig.renames) throw SectionFailed(error);

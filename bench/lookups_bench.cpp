@@ -70,8 +70,8 @@ int64_t synced_index(std::uint16_t port, const std::string& service, int64_t at_
 void put_to_blocking_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
   const std::string service = "bench-lookup";
   const std::string prefix = "/services/" + service + "/";
-  test::WatchRecorder raw(ctx.etcd.endpoint(), prefix, test::WatchRecorder::Scope::kPrefix);
-  if (!raw.created()) throw SectionFailed("etcd did not confirm a watch on " + prefix);
+  const auto raw_watch = watch_prefix(ctx, prefix);
+  test::WatchRecorder& raw = *raw_watch;
   const int64_t first = client.put(prefix + "seed", R"({"address":"10.0.0.1","port":80})");
   LookupAgent a = start_lookup_agent(ctx, service, "");
   int64_t index = synced_index(a.admin_port, service, first);
@@ -251,8 +251,8 @@ void put_to_dns_answer(BenchContext& ctx, test::EtcdSyncClient& client) {
   const std::string service = "bench-dns";
   const std::string prefix = "/services/" + service + "/";
   const std::string key = prefix + "moving";
-  test::WatchRecorder raw(ctx.etcd.endpoint(), prefix, test::WatchRecorder::Scope::kPrefix);
-  if (!raw.created()) throw SectionFailed("etcd did not confirm a watch on " + prefix);
+  const auto raw_watch = watch_prefix(ctx, prefix);
+  test::WatchRecorder& raw = *raw_watch;
   const auto value = [&](int n) { return instance_value(service, "moving", n, 8080); };
   // instance_value's address for n: 10.(n>>16).(n>>8).(n&255).
   const auto address = [](int n) { return (10u << 24) | static_cast<std::uint32_t>(n & 0xffffff); };

@@ -65,6 +65,12 @@ std::string etcd_section(const BenchContext& ctx) {
   return "etcd:\n  endpoints: [\"" + ctx.etcd.client_url() + "\"]\n  prefix: /services\n";
 }
 
+std::unique_ptr<test::WatchRecorder> watch_prefix(const BenchContext& ctx, const std::string& prefix) {
+  auto watch = std::make_unique<test::WatchRecorder>(ctx.etcd.endpoint(), prefix, test::WatchRecorder::Scope::kPrefix);
+  if (!watch->created()) throw SectionFailed("etcd did not confirm a watch on " + prefix);
+  return watch;
+}
+
 std::size_t event_count(test::WatchRecorder& watch) {
   std::size_t n = 0;
   watch.wait_for(

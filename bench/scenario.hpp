@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -98,6 +99,10 @@ struct FoundEvent {
   std::size_t index = 0;
   test::WatchEvent event;
 };
+
+// A raw watcher in the bench process on `prefix`, from now: the floor a view's latency is set against.
+// Throws SectionFailed when etcd does not confirm the watch.
+std::unique_ptr<test::WatchRecorder> watch_prefix(const BenchContext& ctx, const std::string& prefix);
 
 // Number of events the recorder holds now (without copying them).
 std::size_t event_count(test::WatchRecorder& watch);

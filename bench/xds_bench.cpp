@@ -67,8 +67,8 @@ bool holds(const test::discovery::DiscoveryResponse& response, const std::string
 void put_to_eds_update(BenchContext& ctx, test::EtcdSyncClient& client) {
   const std::string service = "bench-xds";
   const std::string prefix = "/services/" + service + "/";
-  test::WatchRecorder raw(ctx.etcd.endpoint(), prefix, test::WatchRecorder::Scope::kPrefix);
-  if (!raw.created()) throw SectionFailed("etcd did not confirm a watch on " + prefix);
+  const auto raw_watch = watch_prefix(ctx, prefix);
+  test::WatchRecorder& raw = *raw_watch;
   if (client.put(prefix + "seed", instance_value(service, "seed", 1, kPort)) <= 0) {
     throw SectionFailed("etcd refused the seed put: " + client.last_error());
   }
@@ -186,8 +186,8 @@ class ScopedBootstrap {
 void put_to_grpc_first_request(BenchContext& ctx, test::EtcdSyncClient& client) {
   const std::string service = "bench-xds-grpc";
   const std::string prefix = "/services/" + service + "/";
-  test::WatchRecorder raw(ctx.etcd.endpoint(), prefix, test::WatchRecorder::Scope::kPrefix);
-  if (!raw.created()) throw SectionFailed("etcd did not confirm a watch on " + prefix);
+  const auto raw_watch = watch_prefix(ctx, prefix);
+  test::WatchRecorder& raw = *raw_watch;
   test::GrpcHealthServer backend_a;
   if (!backend_a.ok()) throw SectionFailed("backend A (gRPC health server) did not start");
   backend_a.set_status("", test::GrpcHealthServer::Status::kServing);
@@ -349,8 +349,8 @@ void thousand_streams(BenchContext& ctx) {
   const auto service = [&](std::size_t k) { return stem + std::to_string(k); };
   const auto key = [&](std::size_t k, const std::string& id) { return "/services/" + service(k) + "/" + id; };
   // One prefix over all ten services' keys: etcd prefixes are byte prefixes, not path segments.
-  test::WatchRecorder raw(ctx.etcd.endpoint(), "/services/" + stem, test::WatchRecorder::Scope::kPrefix);
-  if (!raw.created()) throw SectionFailed("etcd did not confirm a watch on /services/" + stem);
+  const auto raw_watch = watch_prefix(ctx, "/services/" + stem);
+  test::WatchRecorder& raw = *raw_watch;
   test::BulkWriter writer(ctx.etcd.endpoint());
   std::vector<test::BulkOp> seeds;
   for (std::size_t k = 0; k < kServices; ++k) {
